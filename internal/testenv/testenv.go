@@ -37,7 +37,7 @@ func RequireRoot(t testing.TB) {
 const (
 	UserAlice   = "bs-alice"
 	UserBob     = "bs-bob"
-	UserCarol   = "bs-carol" // executor tests only, so their /proc scans see no other package's builds
+	UserCarol   = "bs-carol"  // executor tests only, so their /proc scans see no other package's builds
 	GroupShared = "bs-team"   // supplementary group of both users
 	GroupDenied = "bs-denied" // supplementary group of alice, for deny_groups tests
 )
