@@ -82,3 +82,23 @@ func Lookup(uid int) (Account, error) {
 		GroupNames: names,
 	}, nil
 }
+
+// ErrUnknownUser is returned by UIDOf for a name with no account.
+var ErrUnknownUser = errors.New("no such user")
+
+// UIDOf returns the uid of the account called name.
+func UIDOf(name string) (int, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		var unknown user.UnknownUserError
+		if errors.As(err, &unknown) {
+			return 0, fmt.Errorf("account: %q: %w", name, ErrUnknownUser)
+		}
+		return 0, fmt.Errorf("account: look up %q: %w", name, err)
+	}
+	uid, err := strconv.Atoi(u.Uid)
+	if err != nil {
+		return 0, fmt.Errorf("account: uid %q of %s: %w", u.Uid, name, err)
+	}
+	return uid, nil
+}

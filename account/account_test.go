@@ -1,6 +1,7 @@
 package account_test
 
 import (
+	"errors"
 	"slices"
 	"testing"
 
@@ -66,5 +67,16 @@ func TestLookupOfUnknownUIDIsNotAnError(t *testing.T) {
 		if a.Known || a.Name != "" || a.UID != uid || a.Groups != nil {
 			t.Errorf("uid %d: %+v, want unknown", uid, a)
 		}
+	}
+}
+
+func TestUIDOfResolvesNamesAndRefusesUnknownOnes(t *testing.T) {
+	alice, _ := testenv.EnsureUsers(t)
+	uid, err := account.UIDOf(testenv.UserAlice)
+	if err != nil || uid != alice.UID {
+		t.Errorf("UIDOf(%s) = %d, %v; want %d", testenv.UserAlice, uid, err, alice.UID)
+	}
+	if _, err := account.UIDOf("bs-nobody-at-all"); !errors.Is(err, account.ErrUnknownUser) {
+		t.Errorf("UIDOf(unknown) error = %v, want ErrUnknownUser", err)
 	}
 }
