@@ -1,0 +1,52 @@
+# METADATA
+# title: make arguments
+# description: |
+#   What makes make read code or files without a path option is denied by
+#   default: --eval/-E, != assignments (they run a shell command while make
+#   reads its command line), and command-line assignments of the variables
+#   below. An operator policy may allow them by editing denied_variables or
+#   deleting a rule.
+package build_service.make_args
+
+# Command-line variables that change which files make reads or which
+# program runs the recipes.
+denied_variables := {
+	"MAKEFILES": "it makes make read extra makefiles no path check sees",
+	"SHELL": "it changes the program that runs every recipe",
+	".SHELLFLAGS": "it changes how every recipe is run",
+	"MAKE": "it changes the program that sub-makes run",
+}
+
+from(a) := "" if a.source == "argv"
+
+else := sprintf(" (from %s)", [a.source])
+
+deny contains {
+	"rule": "make_args.parse_error",
+	"reason": sprintf("make arguments not understood: %s", [input.make.parse_error]),
+} if {
+	input.make.parse_error != ""
+}
+
+deny contains {
+	"rule": "make_args.eval",
+	"reason": "--eval/-E is denied: it lets make read code and files that no path check sees",
+} if {
+	count(input.make.eval) > 0
+}
+
+deny contains {
+	"rule": "make_args.shell_assignment",
+	"reason": sprintf("assignment %s != ...%s is denied: it runs a shell command while make reads its command line", [a.name, from(a)]),
+} if {
+	some a in input.make.assignments
+	a.op == "!="
+}
+
+deny contains {
+	"rule": "make_args.denied_variable",
+	"reason": sprintf("command-line assignment of %s%s is denied: %s", [a.name, from(a), why]),
+} if {
+	some a in input.make.assignments
+	why := denied_variables[a.name]
+}

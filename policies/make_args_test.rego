@@ -1,0 +1,53 @@
+package build_service.make_args_test
+
+import data.build_service.fixtures
+import data.build_service.make_args
+
+denials(req) := d if {
+	d := make_args.deny with input as req with data.config as fixtures.config
+}
+
+assignment(name, op, source) := {"name": name, "op": op, "value": "x", "source": source}
+
+test_plain_targets_and_assignments_are_not_denied if {
+	count(denials(fixtures.with_make({"assignments": [assignment("CFLAGS", "=", "argv"), assignment("V", ":=", "argv")]}))) == 0
+}
+
+test_arguments_make_would_reject_are_refused_with_the_parsers_message if {
+	denials(fixtures.with_make({"argv": [], "parse_error": "option '--directory' requires an argument"})) == {{
+		"rule": "make_args.parse_error",
+		"reason": "make arguments not understood: option '--directory' requires an argument",
+	}}
+}
+
+test_eval_is_refused if {
+	denials(fixtures.with_make({"eval": ["include /etc/evil.mk"]})) == {{
+		"rule": "make_args.eval",
+		"reason": "--eval/-E is denied: it lets make read code and files that no path check sees",
+	}}
+}
+
+test_a_shell_assignment_is_refused if {
+	denials(fixtures.with_make({"assignments": [assignment("X", "!=", "argv")]})) == {{
+		"rule": "make_args.shell_assignment",
+		"reason": "assignment X != ... is denied: it runs a shell command while make reads its command line",
+	}}
+}
+
+test_a_shell_assignment_smuggled_in_MAKEFLAGS_is_refused if {
+	some d in denials(fixtures.with_make({"assignments": [assignment("X", "!=", "MAKEFLAGS")]}))
+	d.reason == "assignment X != ... (from MAKEFLAGS) is denied: it runs a shell command while make reads its command line"
+}
+
+test_each_variable_that_changes_what_make_reads_is_refused if {
+	every name in ["MAKEFILES", "SHELL", ".SHELLFLAGS", "MAKE"] {
+		some d in denials(fixtures.with_make({"assignments": [assignment(name, "=", "argv")]}))
+		d.rule == "make_args.denied_variable"
+		startswith(d.reason, sprintf("command-line assignment of %s is denied: ", [name]))
+	}
+}
+
+test_a_denied_variable_from_GNUMAKEFLAGS_says_where_it_came_from if {
+	some d in denials(fixtures.with_make({"assignments": [assignment("SHELL", "+=", "GNUMAKEFLAGS")]}))
+	d.reason == "command-line assignment of SHELL (from GNUMAKEFLAGS) is denied: it changes the program that runs every recipe"
+}

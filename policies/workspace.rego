@@ -1,0 +1,98 @@
+# METADATA
+# title: workspace confinement
+# description: |
+#   A build runs in the caller's own workspace and names no file outside it:
+#   the working directory, every -C, every -f, every -I, and every other
+#   file make is told to read (-o, -W, MAKEFILES), whether it came from
+#   the command line, MAKEFLAGS or GNUMAKEFLAGS. Paths are judged by the
+#   mapper's resolved real paths (symlinks followed), never by string
+#   prefix. Reasons quote paths as the caller spelled them, so a denial
+#   tells no more than the caller could see.
+package build_service.workspace
+
+ws := input.workspace.host
+
+deny contains {
+	"rule": "workspace.missing",
+	"reason": sprintf("the workspace %s does not exist on the host: ask an administrator to create it", [ws]),
+} if {
+	not input.workspace.exists
+}
+
+deny contains {
+	"rule": "workspace.unsafe",
+	"reason": sprintf("the workspace %s is not safe to build in: %s", [ws, object.get(input.workspace, "unsafe_reason", "ownership or permissions")]),
+} if {
+	input.workspace.exists
+	not input.workspace.safe
+}
+
+deny contains {
+	"rule": "workspace.cwd_unmapped",
+	"reason": sprintf("cwd %s is outside your workspace %s", [input.cwd.container, input.workspace.container]),
+} if {
+	not input.cwd.mapped
+}
+
+deny contains {
+	"rule": "workspace.cwd_outside",
+	"reason": sprintf("cwd %s leaves the workspace %s", [input.cwd.container, ws]),
+} if {
+	input.cwd.mapped
+	not input.cwd.inside_workspace
+}
+
+deny contains {
+	"rule": "workspace.cwd_not_directory",
+	"reason": sprintf("cwd %s is not a directory on the host", [input.cwd.container]),
+} if {
+	input.cwd.inside_workspace
+	not input.cwd.is_dir
+}
+
+# Human names of the path options, for reasons.
+option_label := {
+	"-C": "-C",
+	"-f": "-f",
+	"-I": "-I",
+	"-o": "-o",
+	"-W": "-W",
+	"MAKEFILES": "MAKEFILES entry",
+}
+
+label(p) := object.get(option_label, p.option, p.option)
+
+from(p) := "" if p.source == "argv"
+
+else := sprintf(" (from %s)", [p.source])
+
+deny contains {
+	"rule": "workspace.directory_outside",
+	"reason": sprintf("%s %s%s leaves the workspace %s", [label(d), d.arg, from(d), ws]),
+} if {
+	some d in input.make.directories
+	not d.inside_workspace
+}
+
+deny contains {
+	"rule": "workspace.file_outside",
+	"reason": sprintf("%s %s%s is outside the workspace %s", [label(f), f.arg, from(f), ws]),
+} if {
+	some list in [input.make.makefiles, input.make.includes, input.make.other_files]
+	some f in list
+	not f.inside_workspace
+}
+
+# Catch-all: whatever path led there, make must not end up running outside
+# the workspace. Only reported when no more specific reason explains it.
+deny contains {
+	"rule": "workspace.effective_dir_outside",
+	"reason": sprintf("make would run in a directory outside the workspace %s", [ws]),
+} if {
+	input.make != null
+	not input.make.effective_dir_inside_workspace
+	input.cwd.inside_workspace
+	every d in input.make.directories {
+		d.inside_workspace
+	}
+}
