@@ -246,6 +246,20 @@ func suggest(unknown string) string {
 	if len(sameLeaf) == 1 {
 		return sameLeaf[0]
 	}
+	// A shortened or lengthened name in the right table: max_size for
+	// max_size_mb.
+	parent := unknown[:strings.LastIndex(unknown, ".")+1]
+	var prefixed []string
+	for k := range keys {
+		kl := strings.TrimPrefix(k, parent)
+		if parent != "" && strings.HasPrefix(k, parent) && !strings.Contains(kl, ".") &&
+			(strings.HasPrefix(kl, leaf) || strings.HasPrefix(leaf, kl)) {
+			prefixed = append(prefixed, k)
+		}
+	}
+	if len(prefixed) == 1 {
+		return prefixed[0]
+	}
 	best, bestD := "", 1<<30
 	for k := range keys {
 		d := editDistance(unknown, k)

@@ -63,20 +63,33 @@ type validator struct {
 }
 
 func (v *validator) add(key, format string, args ...any) {
+	v.addAt(key, key, format, args...)
+}
+
+// addAt reports a problem with key, placed at the line of lineKey (a more
+// precise key than the one named, such as one entry of a table).
+func (v *validator) addAt(lineKey, key, format string, args ...any) {
 	p := &Problem{Key: key, Msg: key + ": " + fmt.Sprintf(format, args...)}
 	if v.src != nil {
 		p.File = v.src.name
-		p.Line = v.line(key)
+		p.Line = v.line(lineKey)
+		if p.Line == 0 {
+			p.Line = v.line(key)
+		}
 	}
 	v.probs = append(v.probs, p)
 }
 
-// line is where key is written, or where its nearest written parent is for
-// a key inside a table written inline or as a whole (build.commands.make
-// written as commands = {make = ...} is recorded under its full name too).
+// line is where key is written; for a key missing from an array entry
+// ([[build.path_mappings]] without host_template), where the entry starts.
+// A key left at its default has no line: pointing at its table would blame
+// a line that does not hold the value.
 func (v *validator) line(key string) int {
 	if n, ok := v.src.lines[key]; ok {
 		return n
+	}
+	if i := strings.LastIndex(key, "]."); i > 0 {
+		return v.src.lines[key[:i+1]]
 	}
 	return 0
 }
@@ -159,7 +172,7 @@ func (c *Config) Validate() error {
 	sort.Strings(names)
 	for _, n := range names {
 		if !commandNameRE.MatchString(n) {
-			v.add("build.commands", "%q is not a plain command name (a letter or digit, then letters, digits, \".\", \"_\", \"+\" or \"-\")", n)
+			v.addAt("build.commands."+n, "build.commands", "%q is not a plain command name (a letter or digit, then letters, digits, \".\", \"_\", \"+\" or \"-\")", n)
 			continue
 		}
 		v.absPath("build.commands."+n, b.Commands[n])
