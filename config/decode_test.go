@@ -162,19 +162,19 @@ y = 2
 		t.Fatal(err)
 	}
 	want := map[string]int{
-		"schema_version":                             1,
-		"service":                                    2,
-		"service.socket_path":                        3,
-		"build.timeouts":                             5,
-		"build.timeouts.max_sec":                     5,
-		"build.path_mappings":                        6,
-		"build.path_mappings[0]":                     7,
-		"build.path_mappings[1].host_template":       8,
-		"build.commands":                             10,
-		"build.commands.make":                        11,
-		"build.sandbox.x[0].y":                       13,
-		"build.sandbox.x[1]":                         14,
-		"build.sandbox.x[1].y":                       15,
+		"schema_version":                            1,
+		"service":                                   2,
+		"service.socket_path":                       3,
+		"build.timeouts":                            5,
+		"build.timeouts.max_sec":                    5,
+		"build.path_mappings":                       6,
+		"build.path_mappings[0]":                    7,
+		"build.path_mappings[1].host_template":      8,
+		"build.commands":                            10,
+		"build.commands.make":                       11,
+		"build.sandbox.x[0].y":                      13,
+		"build.sandbox.x[1]":                        14,
+		"build.sandbox.x[1].y":                      15,
 		"build.path_mappings[0].container_template": 7,
 	}
 	for k, n := range want {
