@@ -30,25 +30,40 @@ type CwdFacts struct {
 	Mapped    bool   `json:"mapped"`
 	Inside    bool   `json:"inside_workspace"`
 	IsDir     bool   `json:"is_dir"`
+	// Error says why the cwd could not be used ("permission denied", "no
+	// such directory", "not a directory", ...); "" when it resolved.
+	Error string `json:"error,omitempty"`
 }
 
 // PathFact is one path named on make's command line (or in MAKEFLAGS /
 // MAKEFILES), as the user spelled it and as make will use it.
 type PathFact struct {
-	Option   string `json:"option"`   // canonical option: "-C", "-f", "-I", "-o", "-W", "MAKEFILES"
-	Arg      string `json:"arg"`      // as given
-	Source   string `json:"source"`   // "argv", "MAKEFLAGS", "GNUMAKEFLAGS", "MAKEFILES"
+	Option string `json:"option"` // canonical option: "-C", "-f", "-I", "-o", "-W", "MAKEFILES"
+	Arg    string `json:"arg"`    // as given
+	// Source: "argv", "MAKEFLAGS", "GNUMAKEFLAGS", "MAKEFILES" (the
+	// environment), "argv:MAKEFLAGS" (a MAKEFLAGS=... word on the command
+	// line), "MAKEFLAGS:MAKEFLAGS" (nested), or "default" (DefaultMakefile).
+	Source   string `json:"source"`
 	Host     string `json:"host"`     // mapped to host, absolute
 	Resolved string `json:"resolved"` // real path
 	Inside   bool   `json:"inside_workspace"`
 	Exists   bool   `json:"exists"`
+	// Mapped is false when an absolute container path is outside every
+	// mapping (Host and Resolved are then "").
+	Mapped bool `json:"mapped"`
+	IsDir  bool `json:"is_dir"`
+	// Error says why the path could not be resolved as the caller
+	// ("outside every mapped path", "permission denied", "too many levels
+	// of symbolic links"...); Resolved is "" then. It never says more than
+	// the caller could learn by looking.
+	Error string `json:"error,omitempty"`
 }
 
 type Assignment struct {
 	Name   string `json:"name"`
 	Op     string `json:"op"` // "=", ":=", "::=", "+=", "?=", "!="
 	Value  string `json:"value"`
-	Source string `json:"source"` // "argv", "MAKEFLAGS", "GNUMAKEFLAGS"
+	Source string `json:"source"` // as PathFact.Source
 }
 
 type MakeFacts struct {
@@ -69,4 +84,10 @@ type MakeFacts struct {
 	EffectiveDir string `json:"effective_dir"`
 	// EffectiveInside reports whether EffectiveDir is inside the workspace.
 	EffectiveInside bool `json:"effective_dir_inside_workspace"`
+	// EffectiveIsDir is false when the final directory does not exist (make
+	// would stop at its -C).
+	EffectiveIsDir bool `json:"effective_dir_is_dir"`
+	// DefaultMakefile is the GNUmakefile/makefile/Makefile make reads in
+	// EffectiveDir when no -f is given (nil when none exists).
+	DefaultMakefile *PathFact `json:"default_makefile"`
 }
