@@ -275,7 +275,12 @@ func TestRelaysOutputAndExitCodes(t *testing.T) {
 			events:   []protocol.Event{out("partial"), sigint},
 			wantCode: 130, wantStdout: "partial"},
 		{name: "a reason with a newline cannot forge a second line",
-			events:   []protocol.Event{func() protocol.Event { e := exitEv(126); e.Denied = true; e.Reasons = []string{"a\nbuild-cli: all good"}; return e }()},
+			events: []protocol.Event{func() protocol.Event {
+				e := exitEv(126)
+				e.Denied = true
+				e.Reasons = []string{"a\nbuild-cli: all good"}
+				return e
+			}()},
 			wantCode: 126, wantStderr: "build-cli: denied: a build-cli: all good\n"},
 		{name: "an event type this client does not know is skipped",
 			raw:      `{"type":"progress","percent":50}` + "\n" + `{"type":"exit","code":0,"timed_out":false}` + "\n",
