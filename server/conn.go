@@ -1,0 +1,574 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/build-service/build-service/account"
+	"github.com/build-service/build-service/config"
+	"github.com/build-service/build-service/engine"
+	"github.com/build-service/build-service/executor"
+	"github.com/build-service/build-service/mapper"
+	"github.com/build-service/build-service/peercred"
+	"github.com/build-service/build-service/protocol"
+)
+
+// connState is one client connection. The peer is fixed at accept.
+type connState struct {
+	conn *net.UnixConn
+	peer engine.Peer
+
+	mu      sync.Mutex
+	reading bool // still reading the request line
+	stopped bool // shutdown interrupted the request read
+
+	wmu sync.Mutex // one writer at a time (stdout and stderr pumps)
+}
+
+// stopReading interrupts a connection that is still sending its request
+// (shutdown); a connection already running a build is left alone.
+func (cs *connState) stopReading() {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.reading {
+		cs.stopped = true
+		cs.conn.SetReadDeadline(time.Now())
+	}
+}
+
+func (cs *connState) send(ev protocol.Event) error {
+	cs.wmu.Lock()
+	defer cs.wmu.Unlock()
+	return protocol.WriteEvent(cs.conn, ev)
+}
+
+// say sends a one-line human message on stderr.
+func (cs *connState) say(msg string) error {
+	return cs.send(stderrEvent("build-service: " + oneLine(msg) + "\n"))
+}
+
+// refuse sends a one-line message and an exit event with code, bounded in
+// time so a client that does not read cannot hold the goroutine.
+func (cs *connState) refuse(code int, msg string) {
+	cs.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	cs.say(msg)
+	cs.send(exitEvent(code, false))
+}
+
+func stderrEvent(data string) protocol.Event {
+	return protocol.OutputEvent(protocol.EventStderr, data)
+}
+
+func stdoutEvent(data string) protocol.Event {
+	return protocol.OutputEvent(protocol.EventStdout, data)
+}
+
+func exitEvent(code int, timedOut bool) protocol.Event {
+	return protocol.ExitEvent(code, timedOut)
+}
+
+// oneLine keeps a message to one line whatever an error text holds.
+func oneLine(s string) string {
+	s = strings.TrimRight(s, "\n")
+	return strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+var (
+	errTooLong   = fmt.Errorf("request line longer than %d bytes", protocol.MaxRequestBytes)
+	errNoNewline = errors.New("request not terminated by a newline before the connection was closed")
+	errEmpty     = errors.New("empty request: the connection closed before any request line")
+)
+
+// readLine reads one '\n'-terminated line of at most limit bytes
+// (newline included) without ever buffering more than limit+bufsize.
+func readLine(r *bufio.Reader, limit int) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if len(line)+len(chunk) > limit {
+			return nil, errTooLong
+		}
+		line = append(line, chunk...)
+		switch {
+		case err == nil:
+			return line, nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF) && len(line) == 0:
+			return nil, errEmpty
+		case errors.Is(err, io.EOF):
+			return nil, errNoNewline
+		default:
+			return nil, err
+		}
+	}
+}
+
+func (s *Server) handle(c *net.UnixConn) {
+	defer c.Close()
+	accepted := time.Now()
+	cs := &connState{conn: c, reading: true}
+
+	gen := s.acquire()
+	if gen == nil {
+		cs.refuse(protocol.ExitUnavailable, "build-service is shutting down")
+		return
+	}
+	defer s.release(gen)
+	cfg := gen.Config
+	reqTimeout := time.Duration(cfg.Service.RequestTimeoutSec) * time.Second
+	if reqTimeout <= 0 {
+		reqTimeout = 10 * time.Second
+	}
+	// Absolute deadline: a client dribbling a byte a second still hits it.
+	c.SetReadDeadline(accepted.Add(reqTimeout))
+
+	cred, err := peercred.Get(c)
+	if err != nil {
+		s.log.Error().Err(err).Msg("connection refused: cannot read peer credentials")
+		cs.refuse(protocol.ExitUnavailable, "cannot read peer credentials")
+		return
+	}
+	cs.peer = engine.Peer{UID: cred.UID, GID: cred.GID, PID: cred.PID, Groups: cred.Groups}
+	if cs.peer.Groups == nil {
+		cs.peer.Groups = []int{}
+	}
+	log := s.log.With().Int("uid", cred.UID).Int("gid", cred.GID).Int("pid", cred.PID).Logger()
+
+	if reason := s.admitConn(cs, cfg.Service); reason != "" {
+		log.Warn().Str("reason", reason).Msg("connection refused")
+		cs.refuse(protocol.ExitUnavailable, reason)
+		return
+	}
+	defer s.dropConn(cs)
+
+	if s.selfUID != 0 && cred.UID != s.selfUID {
+		reason := fmt.Sprintf("denied: this build-service runs unprivileged as uid %d and serves only that uid (you are uid %d)", s.selfUID, cred.UID)
+		log.Warn().Str("reason", reason).Msg("connection refused")
+		cs.refuse(protocol.ExitDenied, reason)
+		return
+	}
+
+	r := bufio.NewReaderSize(c, 4096)
+	line, err := readLine(r, protocol.MaxRequestBytes)
+	cs.mu.Lock()
+	cs.reading = false
+	stopped := cs.stopped
+	cs.mu.Unlock()
+	if err != nil {
+		msg := "bad request: " + err.Error()
+		switch {
+		case stopped:
+			msg = "build-service is shutting down"
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			msg = fmt.Sprintf("bad request: no complete request line within %s", reqTimeout)
+		}
+		log.Warn().Str("reason", msg).Msg("request refused")
+		cs.refuse(protocol.ExitUnavailable, msg)
+		return
+	}
+	req, err := protocol.DecodeRequest(line)
+	if err != nil {
+		msg := "bad request: " + err.Error()
+		log.Warn().Str("reason", msg).Msg("request refused")
+		cs.refuse(protocol.ExitUnavailable, msg)
+		return
+	}
+	if req.RequestID == "" {
+		req.RequestID = newRequestID()
+	}
+	log = log.With().Str("request_id", req.RequestID).Logger()
+
+	acct, err := s.accounts(cred.UID)
+	if err != nil {
+		log.Error().Err(err).Msg("request refused: account lookup failed")
+		cs.refuse(protocol.ExitUnavailable, "internal error: account lookup failed (see the daemon log)")
+		return
+	}
+	if acct.Known {
+		log = log.With().Str("user", acct.Name).Logger()
+	}
+
+	ctx, cancel := context.WithCancel(s.hardCtx)
+	defer cancel()
+
+	switch req.Type {
+	case "", protocol.TypeBuild:
+		s.build(ctx, cs, r, gen, req, acct, log)
+	case protocol.TypeDoctor:
+		s.doctor(ctx, cs, gen, req, acct, log)
+	default:
+		msg := fmt.Sprintf("bad request: unsupported request type %q", req.Type)
+		log.Warn().Str("reason", msg).Msg("request refused")
+		cs.refuse(protocol.ExitUnavailable, msg)
+	}
+}
+
+// newRequestID names a request whose client sent none, so its log lines
+// can still be told apart.
+func newRequestID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return "srv-" + hex.EncodeToString(b[:])
+}
+
+func engineAccount(a account.Account) engine.Account {
+	groups := a.Groups
+	if groups == nil {
+		groups = []int{}
+	}
+	return engine.Account{Known: a.Known, Name: a.Name, Home: a.Home, UID: a.UID, GID: a.GID, Groups: groups, GroupNames: a.GroupNames}
+}
+
+// facts maps the request and puts together what the engine decides on.
+func (s *Server) facts(ctx context.Context, cs *connState, gen *Generation, req *protocol.Request, acct account.Account, load engine.Load) (engine.Facts, error) {
+	caller := mapper.Caller{Name: acct.Name, UID: cs.peer.UID, GID: cs.peer.GID, Groups: cs.peer.Groups}
+	mf, err := gen.Mapper.Map(ctx, caller, *req)
+	if err != nil {
+		return engine.Facts{}, fmt.Errorf("map request: %w", err)
+	}
+	return engine.Facts{Request: *req, Peer: cs.peer, Account: engineAccount(acct), Mapping: mf, Load: load}, nil
+}
+
+func (s *Server) deny(cs *connState, d engine.Decision, log zerolog.Logger) {
+	reasons := d.Reasons
+	if len(reasons) == 0 {
+		reasons = []string{"the policy gave no reason"}
+	}
+	log.Warn().Strs("reasons", reasons).Str("decision_id", d.DecisionID).Msg("request denied")
+	cs.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	msg, ev := protocol.DeniedEvents(reasons)
+	if cs.send(msg) != nil {
+		return
+	}
+	ev.DecisionID = d.DecisionID
+	cs.send(ev)
+}
+
+func (s *Server) build(ctx context.Context, cs *connState, r *bufio.Reader, gen *Generation, req *protocol.Request, acct account.Account, log zerolog.Logger) {
+	cfg := gen.Config
+	load, ok := s.reserveBuild(cs.peer.UID)
+	if !ok {
+		cs.refuse(protocol.ExitUnavailable, "build-service is shutting down")
+		return
+	}
+	defer s.releaseBuild(cs.peer.UID)
+
+	f, err := s.facts(ctx, cs, gen, req, acct, load)
+	if err != nil {
+		log.Error().Err(err).Msg("request refused: internal error")
+		cs.refuse(protocol.ExitUnavailable, "internal error while mapping the request (see the daemon log)")
+		return
+	}
+	d := gen.Engine.Decide(ctx, f)
+	if !d.Allow {
+		s.deny(cs, d, log)
+		return
+	}
+	job, notes, err := s.job(cfg, req, f, d)
+	if err != nil {
+		// An invariant Go holds whatever the policy said: fail closed.
+		log.Error().Err(err).Str("decision_id", d.DecisionID).Msg("allowed request refused by a daemon invariant")
+		d.Allow = false
+		d.Reasons = []string{err.Error()}
+		s.deny(cs, d, log)
+		return
+	}
+	for _, n := range notes {
+		if cs.say(n) != nil {
+			return
+		}
+	}
+
+	buildCtx, cancelBuild := context.WithCancel(ctx)
+	defer cancelBuild()
+	signals := make(chan syscall.Signal, 4)
+	var clientGone bool
+	var goneMu sync.Mutex
+	ctlDone := make(chan struct{})
+	// The request is read; from now on only control lines, with no deadline.
+	cs.conn.SetReadDeadline(time.Time{})
+	go func() {
+		defer close(ctlDone)
+		gone := s.readControl(r, signals, log)
+		if gone {
+			goneMu.Lock()
+			clientGone = true
+			goneMu.Unlock()
+			cancelBuild()
+		}
+	}()
+	// A client that stops reading blocks the build on its pipe (that is
+	// the back-pressure we want) but must not hold it past its end.
+	stuck := time.AfterFunc(job.Timeout+job.KillGrace+15*time.Second, func() {
+		cs.conn.SetWriteDeadline(time.Now())
+	})
+	stopOnCancel := context.AfterFunc(buildCtx, func() {
+		cs.conn.SetWriteDeadline(time.Now().Add(job.KillGrace + 5*time.Second))
+	})
+
+	log.Info().
+		Str("cwd", job.Dir).
+		Str("command", job.Path).
+		Strs("args", job.Args).
+		Str("decision_id", d.DecisionID).
+		Dur("timeout", job.Timeout).
+		Int("run_uid", int(job.Cred.UID)).
+		Int("run_gid", int(job.Cred.GID)).
+		Msg("build started")
+	res := s.exec.Run(buildCtx, job, cs.send, signals)
+	stuck.Stop()
+	stopOnCancel()
+
+	if res.StartErr != nil {
+		cs.say(fmt.Sprintf("cannot start %s: %v", job.Path, res.StartErr))
+	}
+	ev := exitEvent(res.Code, res.TimedOut)
+	ev.Signal = res.Signal
+	ev.DurationMS = res.Duration.Milliseconds()
+	ev.DecisionID = d.DecisionID
+	ev.Cancelled = res.Cancelled
+	ev.StartError = res.StartErr != nil
+	cs.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	sendErr := cs.send(ev)
+
+	goneMu.Lock()
+	gone := clientGone
+	goneMu.Unlock()
+	end := log.Info()
+	if res.StartErr != nil || sendErr != nil && !gone {
+		end = log.Warn()
+	}
+	end.Str("cwd", job.Dir).
+		Strs("args", job.Args).
+		Str("decision_id", d.DecisionID).
+		Int("exit_code", res.Code).
+		Dur("duration", res.Duration).
+		Bool("timed_out", res.TimedOut).
+		Bool("cancelled", res.Cancelled).
+		Bool("client_gone", gone).
+		Str("signal", res.Signal).
+		AnErr("start_error", res.StartErr).
+		AnErr("send_error", sendErr).
+		Msg("build finished")
+
+	// Unblock the control reader and wait for it: no goroutine outlives
+	// the connection.
+	cs.conn.Close()
+	<-ctlDone
+}
+
+// readControl reads control lines until the client closes (or the
+// connection is closed under it). It returns true when the client went
+// away, which cancels the build. A malformed control line is logged and
+// ignored: the client is still there and its build is not at fault.
+func (s *Server) readControl(r *bufio.Reader, signals chan<- syscall.Signal, log zerolog.Logger) (clientGone bool) {
+	logged := 0
+	for {
+		line, err := readLine(r, protocol.MaxControlBytes)
+		if errors.Is(err, errTooLong) {
+			// Skip the rest of the oversized line in bounded memory.
+			for {
+				_, err = r.ReadSlice('\n')
+				if !errors.Is(err, bufio.ErrBufferFull) {
+					break
+				}
+			}
+			if err != nil {
+				return !errors.Is(err, net.ErrClosed)
+			}
+			if logged < 3 {
+				logged++
+				log.Warn().Msg("control line too long; ignored")
+			}
+			continue
+		}
+		if err != nil {
+			return !errors.Is(err, net.ErrClosed)
+		}
+		ctl, err := protocol.DecodeControl(line)
+		if err != nil {
+			if logged < 3 {
+				logged++
+				log.Warn().Err(err).Msg("bad control line ignored")
+			}
+			continue
+		}
+		sig, ok := protocol.SignalNumber(ctl.Signal)
+		if ctl.Type != protocol.ControlSignal || !ok {
+			if logged < 3 {
+				logged++
+				log.Warn().Str("type", ctl.Type).Str("signal", ctl.Signal).Msg("unsupported control line ignored")
+			}
+			continue
+		}
+		log.Info().Str("signal", ctl.Signal).Msg("forwarding signal to build")
+		select {
+		case signals <- sig:
+		default:
+		}
+	}
+}
+
+// job turns an allowed decision into the executor's job, holding the
+// invariants that do not depend on the policy. notes are told the client.
+func (s *Server) job(cfg *config.Config, req *protocol.Request, f engine.Facts, d engine.Decision) (executor.Job, []string, error) {
+	var notes []string
+	path, ok := cfg.Build.Commands[req.Command]
+	if !ok || path == "" {
+		return executor.Job{}, nil, fmt.Errorf("command %q is not in the daemon's build.commands", req.Command)
+	}
+	if !strings.HasPrefix(path, "/") {
+		return executor.Job{}, nil, fmt.Errorf("build.commands.%s is not an absolute path", req.Command)
+	}
+	id := d.Identity
+	if id.UID != f.Peer.UID {
+		return executor.Job{}, nil, fmt.Errorf("internal error: decided identity uid %d is not the caller's uid %d", id.UID, f.Peer.UID)
+	}
+	if id.UID == 0 {
+		return executor.Job{}, nil, errors.New("builds never run as root (uid 0)")
+	}
+	if !id.GIDAllowed {
+		return executor.Job{}, nil, fmt.Errorf("your gid %d is not one of your account's groups", f.Peer.GID)
+	}
+	if s.selfUID != 0 && id.UID != s.selfUID {
+		return executor.Job{}, nil, fmt.Errorf("this build-service runs unprivileged as uid %d and serves only that uid", s.selfUID)
+	}
+	cred := executor.Credential{UID: uint32(id.UID), GID: uint32(id.GID), Groups: []uint32{}}
+	for _, g := range id.Groups {
+		cred.Groups = append(cred.Groups, uint32(g))
+	}
+
+	var args []string
+	dir := ""
+	if f.Mapping != nil {
+		dir = f.Mapping.Cwd.Resolved
+	}
+	if req.Command == "make" {
+		if f.Mapping == nil || f.Mapping.Make == nil || f.Mapping.Make.ParseError != "" {
+			return executor.Job{}, nil, errors.New("internal error: make was allowed without a parsed command line")
+		}
+		args = slices.Clone(f.Mapping.Make.Argv)
+	} else {
+		args = slices.Clone(req.Args)
+	}
+	if args == nil {
+		args = []string{}
+	}
+	if dir == "" || !strings.HasPrefix(dir, "/") {
+		return executor.Job{}, nil, errors.New("internal error: no resolved working directory")
+	}
+
+	maxSec := cfg.Build.Timeouts.MaxSec
+	tsec := d.TimeoutSec
+	if tsec <= 0 {
+		return executor.Job{}, nil, errors.New("internal error: the decision carries no timeout")
+	}
+	if maxSec > 0 && tsec > maxSec {
+		tsec = maxSec
+		d.TimeoutCapped = true
+	}
+	if d.TimeoutCapped {
+		notes = append(notes, fmt.Sprintf("timeout capped at %d s (build.timeouts.max_sec)", tsec))
+	}
+	grace := cfg.Build.Timeouts.KillGraceSec
+	if grace <= 0 {
+		grace = 5
+	}
+
+	names := make([]string, 0, len(d.Env))
+	for k := range d.Env {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	env := make([]string, 0, len(names))
+	for _, k := range names {
+		env = append(env, k+"="+d.Env[k])
+	}
+
+	return executor.Job{
+		ID:        d.DecisionID,
+		Path:      path,
+		Name:      req.Command,
+		Args:      args,
+		Dir:       dir,
+		Env:       env,
+		Cred:      cred,
+		Timeout:   time.Duration(tsec) * time.Second,
+		KillGrace: time.Duration(grace) * time.Second,
+		Limits: executor.Limits{
+			PidsMax:   d.Limits.PidsMax,
+			MemoryMax: d.Limits.MemoryMax,
+			CPUMax:    d.Limits.CPUMax,
+		},
+		NoNewPrivs: d.NoNewPrivs,
+	}, notes, nil
+}
+
+// DoctorReport is what a "doctor" request returns: how the daemon sees
+// the caller, through the same policy as a build.
+type DoctorReport struct {
+	Peer           engine.Peer     `json:"peer"`
+	Account        engine.Account  `json:"account"`
+	Identity       engine.Identity `json:"identity"`
+	Mapping        *mapper.Facts   `json:"mapping"`
+	Load           engine.Load     `json:"load"`
+	PolicyRevision string          `json:"policy_revision"`
+	DecisionID     string          `json:"decision_id"`
+	Allowed        bool            `json:"allowed"`
+	Reasons        []string        `json:"reasons,omitempty"`
+	DevMode        bool            `json:"dev_mode"`
+}
+
+func (s *Server) doctor(ctx context.Context, cs *connState, gen *Generation, req *protocol.Request, acct account.Account, log zerolog.Logger) {
+	f, err := s.facts(ctx, cs, gen, req, acct, s.currentLoad(cs.peer.UID))
+	if err != nil {
+		log.Error().Err(err).Msg("doctor refused: internal error")
+		cs.refuse(protocol.ExitUnavailable, "internal error while mapping the request (see the daemon log)")
+		return
+	}
+	d := gen.Engine.Decide(ctx, f)
+	if !d.Allow {
+		s.deny(cs, d, log)
+		return
+	}
+	rep := DoctorReport{
+		Peer: f.Peer, Account: f.Account, Identity: d.Identity, Mapping: f.Mapping, Load: f.Load,
+		PolicyRevision: gen.Engine.Revision(), DecisionID: d.DecisionID, Allowed: d.Allow, Reasons: d.Reasons,
+		DevMode: s.selfUID != 0,
+	}
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		cs.refuse(protocol.ExitUnavailable, "internal error: encode doctor report")
+		return
+	}
+	log.Info().Str("decision_id", d.DecisionID).Msg("doctor report sent")
+	cs.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if cs.send(stdoutEvent(string(b)+"\n")) != nil {
+		return
+	}
+	ev := exitEvent(0, false)
+	ev.DecisionID = d.DecisionID
+	cs.send(ev)
+}

@@ -1,0 +1,91 @@
+package server
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"gopkg.in/natefinch/lumberjack.v2"
+
+	"github.com/build-service/build-service/config"
+)
+
+// LogFileName is the main log's name inside logging.directory.
+const LogFileName = "build-service.log"
+
+// NewLogger builds the daemon's logger from cfg: plain text lines
+// (key=value, any value with a space, quote, backslash or control byte
+// quoted) to console (stderr, for journald) and/or a lumberjack-rotated file.
+// The returned closer closes the file; call it after the last log line.
+func NewLogger(cfg config.Logging, console io.Writer) (zerolog.Logger, io.Closer, error) {
+	level := zerolog.InfoLevel
+	if cfg.Level != "" {
+		l, err := zerolog.ParseLevel(strings.ToLower(cfg.Level))
+		if err != nil {
+			return zerolog.Nop(), nopCloser{}, fmt.Errorf("logging.level %q: %w", cfg.Level, err)
+		}
+		level = l
+	}
+	var writers []io.Writer
+	var closer io.Closer = nopCloser{}
+	if cfg.Console || cfg.Directory == "" {
+		writers = append(writers, plainWriter(console))
+	}
+	if cfg.Directory != "" {
+		if err := os.MkdirAll(cfg.Directory, 0o750); err != nil {
+			return zerolog.Nop(), nopCloser{}, fmt.Errorf("logging.directory: %w", err)
+		}
+		lj := &lumberjack.Logger{
+			Filename:   filepath.Join(cfg.Directory, LogFileName),
+			MaxSize:    cfg.MaxSizeMB,
+			MaxBackups: cfg.MaxBackups,
+		}
+		writers = append(writers, plainWriter(lj))
+		closer = lj
+	}
+	var w io.Writer = writers[0]
+	if len(writers) > 1 {
+		w = zerolog.MultiLevelWriter(writers...)
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Logger(), closer, nil
+}
+
+// plainWriter renders zerolog's JSON as one plain-text line per event.
+// zerolog's console writer already quotes field values that need it and
+// writes arrays as JSON; the message is quoted here too, so nothing a
+// client sends can start a new line.
+func plainWriter(out io.Writer) io.Writer {
+	return zerolog.ConsoleWriter{
+		Out:        out,
+		NoColor:    true,
+		TimeFormat: time.RFC3339Nano,
+		FormatMessage: func(i any) string {
+			if i == nil {
+				return ""
+			}
+			s := fmt.Sprint(i)
+			if needsQuote(s) {
+				return strconv.Quote(s)
+			}
+			return s
+		},
+	}
+}
+
+func needsQuote(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f || s[i] == '"' || s[i] == '\\' || s[i] >= 0x80 {
+			return true
+		}
+	}
+	return false
+}
+
+type nopCloser struct{}
+
+func (nopCloser) Close() error { return nil }
