@@ -247,18 +247,26 @@ func (m *Mapper) resolveAll(f *Facts, pl *plan, ms []mapping, c Caller) {
 
 	// -C, cumulatively, from the command line only (make ignores -C in
 	// MAKEFLAGS).
+	// make stops at the first -C it cannot chdir into, so the directory
+	// after a failing -C is that one, and later -C are never reached.
 	dir, dirOK, dirIsDir := base, base != "", true
-	sawC := false
+	sawC, stopped := false, false
 	for _, u := range pl.argv.opts {
 		if u.opt.short != 'C' {
 			continue
 		}
 		sawC = true
+		if stopped {
+			mf.Directories = append(mf.Directories, PathFact{Option: "-C", Arg: u.arg, Source: "argv",
+				Error: errNotReached})
+			continue
+		}
 		pf := pathFact(ms, "-C", u.arg, "argv", dir, dirOK, true, wsRoot)
 		mf.Directories = append(mf.Directories, pf)
 		dirOK = pf.Resolved != ""
 		dir = pf.Resolved
 		dirIsDir = pf.Exists && pf.IsDir
+		stopped = !dirOK || !dirIsDir
 	}
 	if dirOK {
 		mf.EffectiveDir = dir
@@ -371,10 +379,19 @@ func (m *Mapper) fillWords(mf *MakeFacts, pl *plan) {
 func canonicalArgv(pl *plan, mf *MakeFacts, sawC bool) []string {
 	out := []string{}
 	if sawC {
-		if mf.EffectiveDir == "" {
+		// The last -C that was reached: when it fails, make must fail on
+		// it the same way, so a missing one is handed over unresolved.
+		var last PathFact
+		for _, pf := range mf.Directories {
+			if pf.Error != errNotReached {
+				last = pf
+			}
+		}
+		p := argPath(last)
+		if p == "" {
 			return []string{}
 		}
-		out = append(out, "--directory="+mf.EffectiveDir)
+		out = append(out, "--directory="+p)
 	}
 	// argv facts of each kind, in order, to pick the rendered path from.
 	next := map[byte][]PathFact{}
@@ -403,11 +420,11 @@ func canonicalArgv(pl *plan, mf *MakeFacts, sawC bool) []string {
 		case 'C':
 			continue
 		case 'f', 'I':
-			pf := take(o.short)
-			if pf.Resolved == "" {
+			p := argPath(take(o.short))
+			if p == "" {
 				return []string{}
 			}
-			out = append(out, o.Name()+"="+pf.Resolved)
+			out = append(out, o.Name()+"="+p)
 			continue
 		case 'o', 'W':
 			// make matches these names against its file table by string,
@@ -436,6 +453,21 @@ func canonicalArgv(pl *plan, mf *MakeFacts, sawC bool) []string {
 		out = append(out, w.text)
 	}
 	return out
+}
+
+const errNotReached = "not reached: make stops at an earlier -C"
+
+// argPath is how a path reaches make: the real path when it exists (what
+// the policy judged), else the mapped path unresolved, so that make fails
+// on it exactly as it would have on the user's spelling.
+func argPath(pf PathFact) string {
+	if pf.Error != "" {
+		return ""
+	}
+	if pf.Exists {
+		return pf.Resolved
+	}
+	return pf.Host
 }
 
 // source is one decoded argument list with where it came from.
