@@ -192,7 +192,7 @@ func decodeSwitches(args []string, env bool, where string) (*decoded, error) {
 	i := 0
 	for i < len(args) {
 		a := args[i]
-		if err := checkArgBytes(where+" argument", a); err != nil {
+		if err := checkArgBytes(wordName(where), a); err != nil {
 			return nil, err
 		}
 		if a == "--" {
@@ -225,7 +225,11 @@ func decodeSwitches(args []string, env bool, where string) (*decoded, error) {
 			c := cl[j]
 			o := optByShort(c)
 			if o == nil {
-				return nil, perr("%smake option \"-%c\" (in %q) is not recognised; see make --help", srcPrefix(where), c, a)
+				in := ""
+				if len(a) > 2 {
+					in = fmt.Sprintf(" (in %q)", a)
+				}
+				return nil, perr("%smake option \"-%c\"%s is not recognised; see make --help", srcPrefix(where), c, in)
 			}
 			rest := cl[j+1:]
 			var arg string
@@ -236,7 +240,7 @@ func decodeSwitches(args []string, env bool, where string) (*decoded, error) {
 					arg, has = rest, true
 				} else if i < len(args) {
 					arg, has = args[i], true
-					if err := checkArgBytes(where+" argument", arg); err != nil {
+					if err := checkArgBytes(wordName(where), arg); err != nil {
 						return nil, err
 					}
 					i++
@@ -260,7 +264,7 @@ func decodeSwitches(args []string, env bool, where string) (*decoded, error) {
 	// After "--", getopt stops; make still hands every word to
 	// handle_non_switch_argument, so V=x after -- is an assignment.
 	for ; i < len(args); i++ {
-		if err := checkArgBytes(where+" argument", args[i]); err != nil {
+		if err := checkArgBytes(wordName(where), args[i]); err != nil {
 			return nil, err
 		}
 		if err := d.nonSwitch(args[i], env); err != nil {
@@ -268,6 +272,14 @@ func decodeSwitches(args []string, env bool, where string) (*decoded, error) {
 		}
 	}
 	return d, nil
+}
+
+// wordName names one word of a source in messages.
+func wordName(where string) string {
+	if where == "argv" {
+		return "argument"
+	}
+	return where + " word"
 }
 
 func srcPrefix(where string) string {
@@ -339,7 +351,7 @@ func parseLong(args []string, i int, where string) (o *makeOpt, arg string, has 
 			arg, has = val, true
 		} else if next < len(args) {
 			arg, has = args[next], true
-			if err := checkArgBytes(where+" argument", arg); err != nil {
+			if err := checkArgBytes(wordName(where), arg); err != nil {
 				return nil, "", false, 0, err
 			}
 			next++
@@ -599,7 +611,7 @@ func parseAssignment(line string) (*Assignment, bool, error) {
 	}
 	value := line[p:]
 	if strings.Contains(name, "$") {
-		return nil, false, perr("variable name %q in %q refers to another variable; build-service only accepts literal names", name, line)
+		return nil, false, perr("variable name %q in %q contains \"$\", which make would expand; use a literal name", name, line)
 	}
 	if name == "" {
 		return nil, false, perr("%q has an empty variable name", line)

@@ -580,8 +580,12 @@ func (p *plan) addFlags(src, value string, depth int) error {
 }
 
 func (p *plan) addMakefiles(src, value string) error {
+	from := src
+	if src == "MAKEFILES" {
+		from = "the environment"
+	}
 	if strings.Contains(value, "$") {
-		return perr("MAKEFILES (from %s) refers to a make variable ($), which build-service cannot check; list the files literally", src)
+		return perr("MAKEFILES (from %s) refers to a make variable ($), which build-service cannot check; list the files literally", from)
 	}
 	if err := checkArgBytes("MAKEFILES", value); err != nil {
 		return err
