@@ -79,4 +79,13 @@ type Decision struct {
 	Identity   Identity
 	DecisionID string
 	Revision   string
+
+	// Denials pairs each reason of a deny with the rule that gave it
+	// (the policy's "denials", or "engine.<invariant>" for Go's own;
+	// "policy" when an operator policy names no rules).
+	Denials []Denial
+	// Failure is set when the deny is a failure rather than a verdict:
+	// evaluation error or timeout, undefined or malformed decision, a
+	// broken invariant. Log it at error level.
+	Failure string
 }

@@ -35,6 +35,8 @@ path_fact(option, arg, resolved, inside) := {
 	"resolved": resolved,
 	"inside_workspace": inside,
 	"exists": true,
+	"mapped": true,
+	"is_dir": option == "-C",
 }
 
 make_facts := {
@@ -49,6 +51,8 @@ make_facts := {
 	"options": ["--jobs"],
 	"effective_dir": concat("", [ws, "/project"]),
 	"effective_dir_inside_workspace": true,
+	"effective_dir_is_dir": true,
+	"default_makefile": path_fact("-f", "Makefile", concat("", [ws, "/project/Makefile"]), true),
 }
 
 input_ok := {

@@ -35,10 +35,19 @@ deny contains {
 }
 
 deny contains {
+	"rule": "workspace.cwd_unusable",
+	"reason": sprintf("cwd %s cannot be used: %s", [input.cwd.container, input.cwd.error]),
+} if {
+	input.cwd.mapped
+	input.cwd.error != ""
+}
+
+deny contains {
 	"rule": "workspace.cwd_outside",
 	"reason": sprintf("cwd %s leaves the workspace %s", [input.cwd.container, ws]),
 } if {
 	input.cwd.mapped
+	not input.cwd.error
 	not input.cwd.inside_workspace
 }
 
@@ -47,6 +56,7 @@ deny contains {
 	"reason": sprintf("cwd %s is not a directory on the host", [input.cwd.container]),
 } if {
 	input.cwd.inside_workspace
+	not input.cwd.error
 	not input.cwd.is_dir
 }
 
@@ -66,9 +76,15 @@ from(p) := "" if p.source == "argv"
 
 else := sprintf(" (from %s)", [p.source])
 
+# why(p, outside) says what is wrong with a path that is not inside the
+# workspace: the resolver's error when there is one, else outside.
+why(p, outside) := sprintf("cannot be resolved: %s", [p.error]) if {
+	p.error != ""
+} else := outside
+
 deny contains {
 	"rule": "workspace.directory_outside",
-	"reason": sprintf("%s %s%s leaves the workspace %s", [label(d), d.arg, from(d), ws]),
+	"reason": sprintf("%s %s%s %s", [label(d), d.arg, from(d), why(d, sprintf("leaves the workspace %s", [ws]))]),
 } if {
 	some d in input.make.directories
 	not d.inside_workspace
@@ -76,11 +92,22 @@ deny contains {
 
 deny contains {
 	"rule": "workspace.file_outside",
-	"reason": sprintf("%s %s%s is outside the workspace %s", [label(f), f.arg, from(f), ws]),
+	"reason": sprintf("%s %s%s %s", [label(f), f.arg, from(f), why(f, sprintf("is outside the workspace %s", [ws]))]),
 } if {
 	some list in [input.make.makefiles, input.make.includes, input.make.other_files]
 	some f in list
 	not f.inside_workspace
+}
+
+# The makefile make picks by itself (GNUmakefile, makefile, Makefile) can
+# be a symlink to anywhere.
+deny contains {
+	"rule": "workspace.default_makefile_outside",
+	"reason": sprintf("%s in the build directory %s", [input.make.default_makefile.arg, why(input.make.default_makefile, sprintf("leads outside the workspace %s", [ws]))]),
+} if {
+	input.make.default_makefile != null
+	not input.make.default_makefile.inside_workspace
+	input.make.effective_dir_inside_workspace
 }
 
 # Catch-all: whatever path led there, make must not end up running outside
@@ -90,6 +117,7 @@ deny contains {
 	"reason": sprintf("make would run in a directory outside the workspace %s", [ws]),
 } if {
 	input.make != null
+	not input.make.parse_error
 	not input.make.effective_dir_inside_workspace
 	input.cwd.inside_workspace
 	every d in input.make.directories {

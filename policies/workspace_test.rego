@@ -103,3 +103,32 @@ test_the_catch_all_stays_quiet_when_a_directory_already_explains_it if {
 test_commands_other_than_make_are_judged_by_cwd_only if {
 	count(denials(fixtures.with_input({"make": null}))) == 0
 }
+
+test_a_cwd_the_caller_cannot_enter_is_refused_with_the_resolvers_words if {
+	denials(fixtures.with_input({"cwd": {"error": "permission denied", "inside_workspace": false, "is_dir": false}})) == {{
+		"rule": "workspace.cwd_unusable",
+		"reason": "cwd /home/alice/project cannot be used: permission denied",
+	}}
+}
+
+test_a_path_that_cannot_be_resolved_says_why if {
+	f := object.union(outside("-f", "secret/x.mk", ""), {"error": "permission denied"})
+	some d in denials(fixtures.with_make({"makefiles": [f]}))
+	d.reason == "-f secret/x.mk cannot be resolved: permission denied"
+}
+
+test_a_default_makefile_symlinked_out_of_the_workspace_is_refused if {
+	m := object.union(outside("-f", "Makefile", "/etc/evil.mk"), {"source": "default"})
+	denials(fixtures.with_make({"default_makefile": m})) == {{
+		"rule": "workspace.default_makefile_outside",
+		"reason": "Makefile in the build directory leads outside the workspace /srv/ws/alice/workspace",
+	}}
+}
+
+test_no_default_makefile_is_fine if {
+	count(denials(fixtures.with_make({"default_makefile": null}))) == 0
+}
+
+test_an_unparsed_command_line_is_not_blamed_on_the_directory if {
+	count(denials(fixtures.with_make({"parse_error": "bad", "effective_dir": "", "effective_dir_inside_workspace": false}))) == 0
+}
