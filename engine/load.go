@@ -215,5 +215,3 @@ func newCompiler(caps *ast.Capabilities, ss *ast.SchemaSet) *ast.Compiler {
 		WithSchemas(ss).
 		WithUseTypeCheckAnnotations(true)
 }
-
-
