@@ -243,12 +243,33 @@ func engineAccount(a account.Account) engine.Account {
 
 // facts maps the request and puts together what the engine decides on.
 func (s *Server) facts(ctx context.Context, cs *connState, gen *Generation, req *protocol.Request, acct account.Account, load engine.Load) (engine.Facts, error) {
-	caller := mapper.Caller{Name: acct.Name, UID: cs.peer.UID, GID: cs.peer.GID, Groups: cs.peer.Groups}
-	mf, err := gen.Mapper.Map(ctx, caller, *req)
+	return Facts(ctx, gen, *req, cs.peer, acct, load)
+}
+
+// Facts puts together what the engine decides on for one request: the
+// peer as the kernel reported it, the host account, and the mapper's facts
+// (resolved with the identity the build would run with, so the walk sees
+// exactly what the build could see). explain uses it too, so a dry run sees
+// what the daemon would.
+func Facts(ctx context.Context, gen *Generation, req protocol.Request, peer engine.Peer, acct account.Account, load engine.Load) (engine.Facts, error) {
+	ea := engineAccount(acct)
+	if peer.Groups == nil {
+		peer.Groups = []int{}
+	}
+	f := engine.Facts{Request: req, Peer: peer, Account: ea, Load: load}
+	if !acct.Known {
+		// No name to put into the path templates: the policy denies an
+		// unknown account, and without facts every confinement rule does.
+		return f, nil
+	}
+	id := engine.ComputeIdentity(peer, ea, gen.Config.Build.Identity.DenyGroups)
+	caller := mapper.Caller{Name: acct.Name, UID: id.UID, GID: id.GID, Groups: id.Groups}
+	mf, err := gen.Mapper.Map(ctx, caller, req)
 	if err != nil {
 		return engine.Facts{}, fmt.Errorf("map request: %w", err)
 	}
-	return engine.Facts{Request: *req, Peer: cs.peer, Account: engineAccount(acct), Mapping: mf, Load: load}, nil
+	f.Mapping = mf
+	return f, nil
 }
 
 func (s *Server) deny(cs *connState, d engine.Decision, log zerolog.Logger) {
@@ -256,14 +277,23 @@ func (s *Server) deny(cs *connState, d engine.Decision, log zerolog.Logger) {
 	if len(reasons) == 0 {
 		reasons = []string{"the policy gave no reason"}
 	}
-	log.Warn().Strs("reasons", reasons).Str("decision_id", d.DecisionID).Msg("request denied")
+	ev := log.Warn()
+	if d.Failure != "" {
+		// Not a verdict but a failure (evaluation error, malformed decision...).
+		ev = log.Error().Str("failure", d.Failure)
+	}
+	rules := make([]string, 0, len(d.Denials))
+	for _, dn := range d.Denials {
+		rules = append(rules, dn.Rule)
+	}
+	ev.Strs("reasons", reasons).Strs("rules", rules).Str("decision_id", d.DecisionID).Msg("request denied")
 	cs.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	msg, ev := protocol.DeniedEvents(reasons)
+	msg, exit := protocol.DeniedEvents(reasons)
 	if cs.send(msg) != nil {
 		return
 	}
-	ev.DecisionID = d.DecisionID
-	cs.send(ev)
+	exit.DecisionID = d.DecisionID
+	cs.send(exit)
 }
 
 func (s *Server) build(ctx context.Context, cs *connState, r *bufio.Reader, gen *Generation, req *protocol.Request, acct account.Account, log zerolog.Logger) {
@@ -333,7 +363,7 @@ func (s *Server) build(ctx context.Context, cs *connState, r *bufio.Reader, gen 
 		Str("command", job.Path).
 		Strs("args", job.Args).
 		Str("decision_id", d.DecisionID).
-		Dur("timeout", job.Timeout).
+		Int64("timeout_sec", int64(job.Timeout/time.Second)).
 		Int("run_uid", int(job.Cred.UID)).
 		Int("run_gid", int(job.Cred.GID)).
 		Msg("build started")
@@ -364,7 +394,7 @@ func (s *Server) build(ctx context.Context, cs *connState, r *bufio.Reader, gen 
 		Strs("args", job.Args).
 		Str("decision_id", d.DecisionID).
 		Int("exit_code", res.Code).
-		Dur("duration", res.Duration).
+		Int64("duration_ms", res.Duration.Milliseconds()).
 		Bool("timed_out", res.TimedOut).
 		Bool("cancelled", res.Cancelled).
 		Bool("client_gone", gone).
@@ -465,7 +495,7 @@ func (s *Server) job(cfg *config.Config, req *protocol.Request, f engine.Facts, 
 	if f.Mapping != nil {
 		dir = f.Mapping.Cwd.Resolved
 	}
-	if req.Command == "make" {
+	if mapper.IsMake(req.Command) {
 		if f.Mapping == nil || f.Mapping.Make == nil || f.Mapping.Make.ParseError != "" {
 			return executor.Job{}, nil, errors.New("internal error: make was allowed without a parsed command line")
 		}

@@ -275,7 +275,7 @@ func (s *Server) shutdown() {
 	// Closing the listener unlinks the socket path we created (never an
 	// activated one, see ListenActivated).
 	s.ln.Close()
-	s.log.Info().Int("builds_in_flight", builds).Dur("grace", grace).Msg("stopped accepting; waiting for builds")
+	s.log.Info().Int("builds_in_flight", builds).Int64("grace_sec", int64(grace/time.Second)).Msg("stopped accepting; waiting for builds")
 
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
