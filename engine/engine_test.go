@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 
 	"github.com/build-service/build-service/config"
+	"github.com/build-service/build-service/internal/testenv"
 	"github.com/build-service/build-service/mapper"
 	"github.com/build-service/build-service/policies"
 	"github.com/build-service/build-service/protocol"
@@ -374,6 +376,55 @@ func TestOperatorPolicyIsRefusedAtStartup(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a policy others can write", func(t *testing.T) {
+		for _, c := range []struct {
+			what string
+			fix  func(dir string) error
+		}{
+			{"a world-writable file", func(dir string) error { return os.Chmod(filepath.Join(dir, "p.rego"), 0o666) }},
+			{"a group-writable directory", func(dir string) error { return os.Chmod(dir, 0o775) }},
+			{"a world-writable parent without the sticky bit", func(dir string) error { return os.Chmod(filepath.Dir(dir), 0o777) }},
+		} {
+			cfg := testConfig(t)
+			parent := filepath.Join(t.TempDir(), "etc")
+			cfg.Policy.Directory = filepath.Join(parent, "policy")
+			if err := ExportBundled(cfg.Policy.Directory); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(cfg.Policy.Directory, "p.rego"), []byte("package build_service.extra\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := Check(context.Background(), cfg); err != nil {
+				t.Fatalf("%s: the exported policy itself is refused: %v", c.what, err)
+			}
+			if err := c.fix(cfg.Policy.Directory); err != nil {
+				t.Fatal(err)
+			}
+			if err := Check(context.Background(), cfg); !errors.Is(err, ErrUnsafePolicy) {
+				t.Errorf("%s: %v, want ErrUnsafePolicy", c.what, err)
+			}
+		}
+	})
+	t.Run("a policy file owned by another user", func(t *testing.T) {
+		testenv.RequireRoot(t)
+		cfg := testConfig(t)
+		cfg.Policy.Directory = writePolicy(t, map[string]string{"p.rego": okDecision})
+		if err := os.Chown(filepath.Join(cfg.Policy.Directory, "p.rego"), 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		if err := Check(context.Background(), cfg); !errors.Is(err, ErrUnsafePolicy) || !strings.Contains(err.Error(), "owned by uid 65534") {
+			t.Errorf("%v, want ErrUnsafePolicy naming the owner", err)
+		}
+	})
+	t.Run("a refused policy leaves the engine already serving untouched", func(t *testing.T) {
+		serving := newEngine(t, testConfig(t))
+		if _, err := operatorEngine(t, map[string]string{"p.rego": "package build_service\n\ndecision := {\n"}); err == nil {
+			t.Fatal("broken policy accepted")
+		}
+		if d := serving.Decide(context.Background(), goodFacts()); !d.Allow {
+			t.Errorf("serving engine: %+v", d)
+		}
+	})
 	t.Run("check-config refuses the same way", func(t *testing.T) {
 		cfg := testConfig(t)
 		cfg.Policy.Directory = writePolicy(t, map[string]string{"p.rego": "package build_service\n"})
@@ -597,6 +648,11 @@ func TestDecisionLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	third := again.Decide(context.Background(), f) // still logs after the old engine closed
+	var wg sync.WaitGroup
+	for range 16 { // concurrent decisions never interleave within a line
+		wg.Go(func() { again.Decide(context.Background(), goodFacts()) })
+	}
+	wg.Wait()
 	if err := again.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -638,7 +694,7 @@ func TestDecisionLog(t *testing.T) {
 			t.Errorf("input.env.CFLAGS = %v, want the mask", env["CFLAGS"])
 		}
 	}
-	if want := []string{allowed.DecisionID, refused.DecisionID, third.DecisionID}; !slices.Equal(ids, want) {
+	if want := []string{allowed.DecisionID, refused.DecisionID, third.DecisionID}; len(ids) != 19 || !slices.Equal(ids[:3], want) {
 		t.Errorf("logged decision ids %q, want %q", ids, want)
 	}
 }

@@ -131,6 +131,15 @@ func loadPolicySet(dir string, tests bool, caps *ast.Capabilities) (*policySet, 
 		return nil, fmt.Errorf("read policy %s: %w", source, err)
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].rel < files[j].rel })
+	if dir != "" {
+		names := make([]string, 0, len(files))
+		for _, f := range files {
+			names = append(names, name(f.rel))
+		}
+		if err := checkPolicyPerms(source, names); err != nil {
+			return nil, err
+		}
+	}
 
 	h := sha256.New()
 	opts := ast.ParserOptions{RegoVersion: ast.RegoV1, ProcessAnnotation: true, Capabilities: caps}

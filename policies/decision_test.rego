@@ -1,4 +1,4 @@
-package build_service_test
+package build_service.decision_test
 
 import data.build_service
 import data.build_service.fixtures

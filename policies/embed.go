@@ -29,7 +29,7 @@ const (
 	Capabilities = "capabilities.json"
 )
 
-//go:embed .manifest *.rego schemas/input.json capabilities.json
+//go:embed .manifest README.md *.rego schemas/input.json capabilities.json
 var files embed.FS
 
 // FS returns the bundled policy set: .rego files (tests included), the
