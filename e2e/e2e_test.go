@@ -1,0 +1,364 @@
+package e2e
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/build-service/build-service/internal/testenv"
+)
+
+// helloLine is what the example program prints when it runs against the
+// host-only library.
+const helloLine = "hello from app: secret-lib 1.0 says 42"
+
+// TestBuildThroughTheWrapper is issue 2's proof: for each user, `make`
+// typed in a stand-in container (workspace at /home/<user>, host-only
+// library hidden) runs on the host as that user and its output comes back.
+func TestBuildThroughTheWrapper(t *testing.T) {
+	alice, bob := testenv.EnsureUsers(t)
+	w := newWorld(t, alice, bob)
+	for _, u := range []testenv.User{alice, bob} {
+		t.Run(u.Name, func(t *testing.T) {
+			w.checkBuild(t, u)
+		})
+	}
+}
+
+func (w *world) checkBuild(t *testing.T, u testenv.User) {
+	project := containerHome(u) + "/hello"
+	hostProject := filepath.Join(w.hostWorkspace(u), "hello")
+	inCtr := w.container(u, nil, project)
+	prop := "PROPRIETARY=" + w.prop
+
+	t.Run("the container cannot see the proprietary library", func(t *testing.T) {
+		res := run(t, inCtr, "sh", "-c", `test -e "$1/lib/libsecret.so" && echo visible || echo hidden`, "sh", w.prop)
+		if strings.TrimSpace(res.Stdout) != "hidden" {
+			t.Fatalf("the stand-in container sees %s (%q): the test would prove nothing", w.prop, res.Stdout)
+		}
+	})
+
+	var first testenv.ContainerResult
+	t.Run("make check builds on the host as the user and the program prints its line", func(t *testing.T) {
+		res := run(t, inCtr, "make", "check", prop)
+		first = res
+		if res.Code != 0 {
+			t.Fatalf("make check: exit %d\nstdout:\n%s\nstderr:\n%s", res.Code, res.Stdout, res.Stderr)
+		}
+		if !hasLine(res.Stdout, helloLine) {
+			t.Errorf("stdout lacks %q:\n%s", helloLine, res.Stdout)
+		}
+		// The sub-makes ran, in the host directories.
+		for _, want := range []string{"Entering directory '" + hostProject + "/lib'", "Entering directory '" + hostProject + "/app'"} {
+			if !strings.Contains(res.Stdout, want) {
+				t.Errorf("stdout lacks %q:\n%s", want, res.Stdout)
+			}
+		}
+	})
+
+	t.Run("the program cannot run in the container, only on the host", func(t *testing.T) {
+		res := run(t, inCtr, "./app/hello")
+		if res.Code == 0 || !strings.Contains(res.Stderr, "libsecret.so") {
+			t.Errorf("in the container: exit %d, stdout %q, stderr %q; want a loader error for libsecret.so", res.Code, res.Stdout, res.Stderr)
+		}
+		onHost := testenv.Container{User: u.Name, Cwd: hostProject}
+		res = run(t, onHost, "./app/hello")
+		if res.Code != 0 || strings.TrimSpace(res.Stdout) != helloLine {
+			t.Errorf("on the host: exit %d, stdout %q, stderr %q", res.Code, res.Stdout, res.Stderr)
+		}
+	})
+
+	t.Run("make -j4 rebuilds from clean", func(t *testing.T) {
+		if res := run(t, inCtr, "make", "clean"); res.Code != 0 {
+			t.Fatalf("make clean: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+		}
+		if _, err := os.Stat(filepath.Join(hostProject, "app", "hello")); err == nil {
+			t.Fatalf("make clean left app/hello behind")
+		}
+		res := run(t, inCtr, "make", "-j4", "check", prop)
+		if res.Code != 0 || !hasLine(res.Stdout, helloLine) {
+			t.Fatalf("make -j4 check: exit %d\nstdout:\n%s\nstderr:\n%s", res.Code, res.Stdout, res.Stderr)
+		}
+	})
+
+	t.Run("every file the build created belongs to the user", func(t *testing.T) {
+		for _, f := range []string{"lib/greet.o", "lib/libgreet.a", "app/main.o", "app/hello"} {
+			if _, err := os.Stat(filepath.Join(hostProject, f)); err != nil {
+				t.Errorf("build output missing: %v", err)
+			}
+		}
+		err := filepath.WalkDir(w.hostWorkspace(u), func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			st := fi.Sys().(*syscall.Stat_t)
+			if int(st.Uid) != u.UID || int(st.Gid) != u.GID {
+				t.Errorf("%s is owned by %d:%d, want %s %d:%d", p, st.Uid, st.Gid, u.Name, u.UID, u.GID)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("the output is byte for byte what make prints when run on the host directly", func(t *testing.T) {
+		if first.Stdout == "" {
+			t.Skip("the first build failed")
+		}
+		if res := run(t, inCtr, "make", "clean"); res.Code != 0 {
+			t.Fatalf("make clean: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+		}
+		local := run(t, testenv.Container{User: u.Name, Cwd: hostProject}, "make", "check", prop)
+		if local.Code != 0 || local.Stdout != first.Stdout || local.Stderr != first.Stderr {
+			t.Errorf("through build-service: exit 0\nstdout:\n%s\nstderr:\n%s\nmake on the host: exit %d\nstdout:\n%s\nstderr:\n%s",
+				first.Stdout, first.Stderr, local.Code, local.Stdout, local.Stderr)
+		}
+	})
+
+	t.Run("a failing target gives make's exit code 2 and its message", func(t *testing.T) {
+		res := run(t, inCtr, "make", "fail")
+		if res.Code != 2 {
+			t.Fatalf("make fail: exit %d, want 2\nstdout:\n%s\nstderr:\n%s", res.Code, res.Stdout, res.Stderr)
+		}
+		if !strings.Contains(res.Stderr, "fail: this target fails on purpose") {
+			t.Errorf("stderr lacks the target's message:\n%s", res.Stderr)
+		}
+	})
+
+	t.Run("a sleeping target with --timeout 1 gives 124 within 10 s", func(t *testing.T) {
+		start := time.Now()
+		res := run(t, inCtr, "build-cli", "--timeout", "1", "make", "sleep")
+		took := time.Since(start)
+		if res.Code != 124 {
+			t.Fatalf("exit %d, want 124\nstdout:\n%s\nstderr:\n%s", res.Code, res.Stdout, res.Stderr)
+		}
+		if !strings.Contains(res.Stdout, "sleep: sleeping 30 s") {
+			t.Errorf("the build never started (stdout %q)", res.Stdout)
+		}
+		if took > 10*time.Second {
+			t.Errorf("took %v (timeout 1 s, kill grace 1 s)", took)
+		}
+		t.Logf("timed out after %v", took.Round(10*time.Millisecond))
+	})
+}
+
+// TestBuildIdentity checks that the build runs with the caller's uid and
+// gid and exactly the container process's groups that the account has,
+// minus deny_groups: never a group the container process did not have.
+func TestBuildIdentity(t *testing.T) {
+	alice, bob := testenv.EnsureUsers(t)
+	w := newWorld(t, alice, bob)
+	team := testenv.GroupID(t, testenv.GroupShared)
+	denied := testenv.GroupID(t, testenv.GroupDenied)
+	carol := testenv.Carol(t)
+	cases := []struct {
+		name   string
+		user   testenv.User
+		groups []int // the container process's supplementary groups; nil: all of the account's
+	}{
+		{"alice with all her groups loses bs-denied to deny_groups", alice, nil},
+		{"alice without bs-team does not get bs-team", alice, []int{denied}},
+		{"alice with a group that is not hers does not get it", alice, []int{team, carol.GID}},
+		{"bob with all his groups keeps bs-team", bob, nil},
+		{"bob with no groups gets none", bob, []int{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctrGroups := tc.groups
+			if ctrGroups == nil {
+				ctrGroups = tc.user.Groups
+			}
+			want := []int{tc.user.GID}
+			for _, g := range ctrGroups {
+				if containsInt(tc.user.Groups, g) && g != denied && !containsInt(want, g) {
+					want = append(want, g)
+				}
+			}
+			sort.Ints(want)
+
+			c := w.container(tc.user, tc.groups, containerHome(tc.user)+"/hello")
+			ctrID := run(t, c, "id", "-G")
+			res := run(t, c, "make", "-s", "whoami")
+			if res.Code != 0 {
+				t.Fatalf("make whoami: exit %d\nstdout:\n%s\nstderr:\n%s", res.Code, res.Stdout, res.Stderr)
+			}
+			var uid, gid int
+			var groups string
+			line := strings.TrimSpace(res.Stdout)
+			if _, err := fmt.Sscanf(line, "uid=%d gid=%d", &uid, &gid); err != nil {
+				t.Fatalf("whoami output %q: %v", line, err)
+			}
+			if i := strings.Index(line, "groups="); i >= 0 {
+				groups = line[i+len("groups="):]
+			}
+			if uid != tc.user.UID || gid != tc.user.GID {
+				t.Errorf("build ran as %d:%d, want %d:%d", uid, gid, tc.user.UID, tc.user.GID)
+			}
+			if got := parseIDs(t, groups); !reflect.DeepEqual(got, want) {
+				t.Errorf("build's id -G = %v, want %v (container process had %s; account has %v; denied %d)",
+					got, want, strings.TrimSpace(ctrID.Stdout), tc.user.Groups, denied)
+			}
+		})
+	}
+}
+
+// TestDenials is the attack list of issue 2: each request is refused with
+// exit 126 and a message naming the reason, and runs nothing: each would
+// create a marker file if make (or the command) ran, and a control run of
+// the same argv with the real make on the host proves it would have.
+func TestDenials(t *testing.T) {
+	alice, _ := testenv.EnsureUsers(t)
+	w := newWorld(t, alice)
+	home := containerHome(alice)
+	hostWS := w.hostWorkspace(alice)
+	outside := filepath.Join(w.base, "outside")
+	root := testenv.User{Name: "root"}
+
+	// Each case's argv is written against a workspace root (the container
+	// path for the request, the host path for the control run).
+	cases := []struct {
+		name   string
+		caller testenv.User
+		cwd    func(ws string) string
+		argv   func(ws, marker string) []string
+		reason []string // each must appear in stderr (case-insensitive)
+	}{
+		{
+			name:   "a cwd outside the workspace",
+			cwd:    func(string) string { return outside },
+			argv:   func(ws, m string) []string { return []string{"make", "MARKER=" + m, "marker"} },
+			reason: []string{outside, "outside your workspace"},
+		},
+		{
+			name:   "-C ../.. out of the workspace",
+			cwd:    func(ws string) string { return ws + "/probe" },
+			argv:   func(ws, m string) []string { return []string{"make", "-C", "../..", "MARKER=" + m, "marker"} },
+			reason: []string{"-C ../..", "leaves the workspace"},
+		},
+		{
+			name: "--directory=/etc with a makefile from the workspace",
+			cwd:  func(ws string) string { return ws + "/probe" },
+			argv: func(ws, m string) []string {
+				return []string{"make", "--directory=/etc", "-f", ws + "/probe/Makefile", "MARKER=" + m, "marker"}
+			},
+			reason: []string{"-C /etc", "outside"},
+		},
+		{
+			name:   "-f /etc/passwd",
+			cwd:    func(ws string) string { return ws + "/probe" },
+			argv:   func(ws, m string) []string { return []string{"make", "-f", "/etc/passwd"} },
+			reason: []string{"-f /etc/passwd", "outside"},
+		},
+		{
+			name: "-f a makefile outside the workspace",
+			cwd:  func(ws string) string { return ws + "/probe" },
+			argv: func(ws, m string) []string {
+				return []string{"make", "-f", outside + "/Makefile", "MARKER=" + m, "marker"}
+			},
+			reason: []string{"-f " + outside + "/Makefile", "outside"},
+		},
+		{
+			name:   "a command not in the allowlist",
+			cwd:    func(ws string) string { return ws + "/probe" },
+			argv:   func(ws, m string) []string { return []string{"build-cli", "touch", m} },
+			reason: []string{`"touch"`, "not allowed"},
+		},
+		{
+			name:   "a root caller",
+			caller: root,
+			cwd:    func(ws string) string { return ws + "/probe" },
+			argv:   func(ws, m string) []string { return []string{"make", "MARKER=" + m, "marker"} },
+			reason: []string{"root", "refused"},
+		},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			marker := filepath.Join(hostWS, "markers", strconv.Itoa(i))
+			c := w.container(alice, nil, tc.cwd(home))
+			if tc.caller.Name != "" {
+				c.User = tc.caller.Name
+			}
+			res := run(t, c, tc.argv(home, marker)...)
+			if res.Code != 126 {
+				t.Errorf("exit %d, want 126\nstdout:\n%s\nstderr:\n%s", res.Code, res.Stdout, res.Stderr)
+			}
+			for _, r := range tc.reason {
+				if !strings.Contains(strings.ToLower(res.Stderr), strings.ToLower(r)) {
+					t.Errorf("stderr does not name the reason (%q):\n%s", r, res.Stderr)
+				}
+			}
+			if res.Stdout != "" {
+				t.Errorf("a denied request produced output: %q", res.Stdout)
+			}
+			if _, err := os.Stat(marker); err == nil {
+				t.Fatalf("the denied request ran: %s exists", marker)
+			}
+
+			// Control: the same request run directly on the host with the
+			// real make (as the caller) does create the marker, so the
+			// check above could have failed. -f /etc/passwd cannot be
+			// made to run anything (make rejects the file), so its
+			// evidence is the exit code: make itself would exit 2.
+			argv := tc.argv(hostWS, marker)
+			switch argv[0] {
+			case "make":
+				argv[0] = "/usr/bin/make"
+			case "build-cli":
+				argv = argv[1:]
+			}
+			ctl := testenv.Container{User: alice.Name, Cwd: tc.cwd(hostWS)}
+			if tc.caller.Name != "" {
+				ctl.User = tc.caller.Name
+			}
+			cres := run(t, ctl, argv...)
+			if strings.Contains(tc.name, "/etc/passwd") {
+				if cres.Code != 2 {
+					t.Errorf("control: make -f /etc/passwd exited %d, want 2", cres.Code)
+				}
+				return
+			}
+			if _, err := os.Stat(marker); err != nil {
+				t.Errorf("control run did not create the marker (exit %d, %s%s): this case proves nothing", cres.Code, cres.Stdout, cres.Stderr)
+			}
+			os.Remove(marker)
+		})
+	}
+}
+
+func containsInt(xs []int, x int) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+func parseIDs(t *testing.T, s string) []int {
+	t.Helper()
+	var out []int
+	for _, f := range strings.Fields(s) {
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			t.Fatalf("parse id %q in %q: %v", f, s, err)
+		}
+		if !containsInt(out, n) {
+			out = append(out, n)
+		}
+	}
+	sort.Ints(out)
+	return out
+}
