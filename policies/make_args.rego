@@ -8,6 +8,8 @@
 #   deleting a rule.
 package build_service.make_args
 
+import data.build_service.lib
+
 # Command-line variables that change which files make reads or which
 # program runs the recipes.
 denied_variables := {
@@ -16,10 +18,6 @@ denied_variables := {
 	".SHELLFLAGS": "it changes how every recipe is run",
 	"MAKE": "it changes the program that sub-makes run",
 }
-
-from(a) := "" if a.source == "argv"
-
-else := sprintf(" (from %s)", [a.source])
 
 deny contains {
 	"rule": "make_args.parse_error",
@@ -37,7 +35,7 @@ deny contains {
 
 deny contains {
 	"rule": "make_args.shell_assignment",
-	"reason": sprintf("assignment %s != ...%s is denied: it runs a shell command while make reads its command line", [a.name, from(a)]),
+	"reason": sprintf("assignment %s != ...%s is denied: it runs a shell command while make reads its command line", [a.name, lib.from(a)]),
 } if {
 	some a in input.make.assignments
 	a.op == "!="
@@ -45,7 +43,7 @@ deny contains {
 
 deny contains {
 	"rule": "make_args.denied_variable",
-	"reason": sprintf("command-line assignment of %s%s is denied: %s", [a.name, from(a), why]),
+	"reason": sprintf("command-line assignment of %s%s is denied: %s", [a.name, lib.from(a), why]),
 } if {
 	some a in input.make.assignments
 	why := denied_variables[a.name]

@@ -10,6 +10,8 @@
 #   tells no more than the caller could see.
 package build_service.workspace
 
+import data.build_service.lib
+
 ws := input.workspace.host
 
 deny contains {
@@ -72,19 +74,17 @@ option_label := {
 
 label(p) := object.get(option_label, p.option, p.option)
 
-from(p) := "" if p.source == "argv"
-
-else := sprintf(" (from %s)", [p.source])
-
 # why(p, outside) says what is wrong with a path that is not inside the
-# workspace: the resolver's error when there is one, else outside.
+# workspace: the resolver's error for a mapped path that could not be
+# resolved, else outside (an unmapped path is simply outside).
 why(p, outside) := sprintf("cannot be resolved: %s", [p.error]) if {
+	p.mapped
 	p.error != ""
 } else := outside
 
 deny contains {
 	"rule": "workspace.directory_outside",
-	"reason": sprintf("%s %s%s %s", [label(d), d.arg, from(d), why(d, sprintf("leaves the workspace %s", [ws]))]),
+	"reason": sprintf("%s %s%s %s", [label(d), d.arg, lib.from(d), why(d, sprintf("leaves the workspace %s", [ws]))]),
 } if {
 	some d in input.make.directories
 	not d.inside_workspace
@@ -92,7 +92,7 @@ deny contains {
 
 deny contains {
 	"rule": "workspace.file_outside",
-	"reason": sprintf("%s %s%s %s", [label(f), f.arg, from(f), why(f, sprintf("is outside the workspace %s", [ws]))]),
+	"reason": sprintf("%s %s%s %s", [label(f), f.arg, lib.from(f), why(f, sprintf("is outside the workspace %s", [ws]))]),
 } if {
 	some list in [input.make.makefiles, input.make.includes, input.make.other_files]
 	some f in list
@@ -120,6 +120,7 @@ deny contains {
 	not input.make.parse_error
 	not input.make.effective_dir_inside_workspace
 	input.cwd.inside_workspace
+	not input.cwd.error
 	every d in input.make.directories {
 		d.inside_workspace
 	}

@@ -67,7 +67,7 @@ test_dash_C_dot_dot_is_refused_as_the_user_spelled_it if {
 }
 
 test_a_directory_from_MAKEFLAGS_says_where_it_came_from if {
-	d := object.union(outside("-C", "/etc", "/etc"), {"source": "MAKEFLAGS"})
+	d := object.union(outside("-C", "/etc", "/etc"), {"source": "MAKEFLAGS", "mapped": false, "error": "outside every mapped path"})
 	some x in denials(fixtures.with_make({"directories": [d], "effective_dir_inside_workspace": false}))
 	x.reason == "-C /etc (from MAKEFLAGS) leaves the workspace /srv/ws/alice/workspace"
 }
@@ -131,4 +131,12 @@ test_no_default_makefile_is_fine if {
 
 test_an_unparsed_command_line_is_not_blamed_on_the_directory if {
 	count(denials(fixtures.with_make({"parse_error": "bad", "effective_dir": "", "effective_dir_inside_workspace": false}))) == 0
+}
+
+test_a_missing_cwd_is_not_also_blamed_on_make if {
+	req := fixtures.with_input({
+		"cwd": {"error": "no such directory", "is_dir": false},
+		"make": {"effective_dir": "", "effective_dir_inside_workspace": false},
+	})
+	rules(req) == {"workspace.cwd_unusable"}
 }
