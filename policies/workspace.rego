@@ -75,10 +75,13 @@ option_label := {
 label(p) := object.get(option_label, p.option, p.option)
 
 # why(p, outside) says what is wrong with a path that is not inside the
-# workspace: the resolver's error for a mapped path that could not be
-# resolved, else outside (an unmapped path is simply outside).
-why(p, outside) := sprintf("cannot be resolved: %s", [p.error]) if {
-	p.mapped
+# workspace. A path outside every mapping is a container path, so it is
+# compared with the workspace as the container sees it; a mapped path the
+# resolver could not follow gets the resolver's words; anything else is
+# outside.
+why(p, outside) := sprintf("is outside your workspace %s", [input.workspace.container]) if {
+	not p.mapped
+} else := sprintf("cannot be resolved: %s", [p.error]) if {
 	p.error != ""
 } else := outside
 

@@ -69,7 +69,7 @@ test_dash_C_dot_dot_is_refused_as_the_user_spelled_it if {
 test_a_directory_from_MAKEFLAGS_says_where_it_came_from if {
 	d := object.union(outside("-C", "/etc", "/etc"), {"source": "MAKEFLAGS", "mapped": false, "error": "outside every mapped path"})
 	some x in denials(fixtures.with_make({"directories": [d], "effective_dir_inside_workspace": false}))
-	x.reason == "-C /etc (from MAKEFLAGS) leaves the workspace /srv/ws/alice/workspace"
+	x.reason == "-C /etc (from MAKEFLAGS) is outside your workspace /home/alice"
 }
 
 test_makefiles_includes_and_other_files_outside_are_refused if {
@@ -109,6 +109,12 @@ test_a_cwd_the_caller_cannot_enter_is_refused_with_the_resolvers_words if {
 		"rule": "workspace.cwd_unusable",
 		"reason": "cwd /home/alice/project cannot be used: permission denied",
 	}}
+}
+
+test_a_directory_from_the_workspace_that_leads_out_names_the_host_workspace if {
+	d := object.union(outside("-C", "link", "/etc"), {"source": "MAKEFLAGS"})
+	some x in denials(fixtures.with_make({"directories": [d], "effective_dir_inside_workspace": false}))
+	x.reason == "-C link (from MAKEFLAGS) leaves the workspace /srv/ws/alice/workspace"
 }
 
 test_a_path_that_cannot_be_resolved_says_why if {
