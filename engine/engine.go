@@ -70,6 +70,12 @@ func New(ctx context.Context, cfg *config.Config) (*Engine, error) {
 	return e, nil
 }
 
+// Prepare is New without the decision log: for explain and other dry
+// runs that must not write to the daemon's log.
+func Prepare(ctx context.Context, cfg *config.Config) (*Engine, error) {
+	return prepare(ctx, cfg)
+}
+
 // Check compiles the configured policy and checks the entry point, like
 // New, without opening the decision log (for check-config).
 func Check(ctx context.Context, cfg *config.Config) error {

@@ -641,6 +641,11 @@ func TestDecisionLog(t *testing.T) {
 	denied.Request.Command = "gcc"
 	refused := again.Decide(context.Background(), denied)
 	e.Explain(context.Background(), f) // not logged
+	dry, err := Prepare(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dry.Decide(context.Background(), f) // not logged either: no decision log
 	if !allowed.Allow || refused.Allow {
 		t.Fatalf("allowed=%+v refused=%+v", allowed, refused)
 	}
