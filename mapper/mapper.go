@@ -8,6 +8,58 @@
 // It must not decide anything (that is the policy's job), must never open a
 // workspace file for reading (O_PATH walks and fstat only, so a FIFO cannot
 // hang it), and must not import OPA or zerolog.
+//
+// # Paths
+//
+// An absolute container path is mapped by the mapping with the longest
+// container prefix, compared by whole components (/home/alice2 is not under
+// /home/alice); a path under no mapping is a fact (Mapped=false, Error
+// "outside every mapped path"). The primary build.path_mapping is the
+// workspace: Inside means "under the workspace's real path". Relative paths
+// are taken against the real directory make is in at that point (the cwd,
+// then each -C in turn; -f, -I, -o, -W and MAKEFILES against the final
+// one), and ".." is taken physically, after symlinks, as the kernel does.
+// A path that does not exist yet resolves through its longest existing
+// prefix (Exists=false). Paths inside MAKEFLAGS, GNUMAKEFLAGS and MAKEFILES
+// values reach make unchanged, so they are resolved literally as host paths.
+//
+// Resolution runs with the caller's file-system identity (see asCaller): a
+// component the caller cannot search is reported as "permission denied"
+// with nothing resolved, never with what lies behind it.
+//
+// # Canonical argv
+//
+// MakeFacts.Argv is what make is executed with (without argv[0]):
+//
+//		[--directory=<EffectiveDir>] <options in the user's order> -- <assignments and targets as given>
+//
+//	  - every -C collapses into one --directory with the final real directory
+//	    (present exactly when the user gave a -C, so make's "Entering
+//	    directory" lines stay as the user expects); when a -C does not exist,
+//	    the unresolved host path of the first failing one is passed instead,
+//	    so make stops on it just as it would have;
+//	  - each option has one spelling: the long form with "=" for its
+//	    argument (--keep-going, --jobs=4, --jobs, --file=/real/path), "-d"
+//	    (which has no long form); -b and -m (ignored by make) are dropped;
+//	  - -f and -I carry the real host path (the unresolved host path when it
+//	    does not exist); -o and -W keep a relative name as given (make
+//	    compares these names with its targets as strings, and it runs in the
+//	    same final directory), an absolute one gets its host spelling;
+//	  - "--" ends the options, so no target or assignment can be read as an
+//	    option; make still treats V=x after "--" as an assignment, so
+//	    assignments keep their meaning.
+//
+// Argv is empty when ParseError is set, and also when a path make needs
+// could not be resolved (unmapped, permission denied, symlink loop): the
+// facts then say why and the policy denies.
+//
+// # Working directory for the executor
+//
+// Run make with Job.Dir = Facts.Cwd.Resolved and Args = MakeFacts.Argv.
+// Every path in Argv is absolute, so the argv does not depend on the
+// directory; Cwd.Resolved is where make starts, exactly as the user's make
+// would have, and the canonical --directory takes it to EffectiveDir.
+// EffectiveDir is where make reads its makefiles and runs recipes.
 package mapper
 
 import (
