@@ -66,26 +66,26 @@ type Limits struct {
 // Decision is the typed result of data.build_service.decision after strict
 // decoding and Go's invariants.
 type Decision struct {
-	Allow      bool
-	Reasons    []string
-	TimeoutSec int
+	Allow      bool     `json:"allow"`
+	Reasons    []string `json:"reasons"`
+	TimeoutSec int      `json:"timeout_sec"`
 	// TimeoutCapped is true when the request asked for more than max_sec.
-	TimeoutCapped bool
+	TimeoutCapped bool `json:"timeout_capped"`
 	// Env is the complete environment of the build (names the request or
 	// the service supplied only).
-	Env        map[string]string
-	Limits     Limits
-	NoNewPrivs bool
-	Identity   Identity
-	DecisionID string
-	Revision   string
+	Env        map[string]string `json:"env"`
+	Limits     Limits            `json:"limits"`
+	NoNewPrivs bool              `json:"no_new_privs"`
+	Identity   Identity          `json:"identity"`
+	DecisionID string            `json:"decision_id"`
+	Revision   string            `json:"revision"`
 
 	// Denials pairs each reason of a deny with the rule that gave it
 	// (the policy's "denials", or "engine.<invariant>" for Go's own;
 	// "policy" when an operator policy names no rules).
-	Denials []Denial
+	Denials []Denial `json:"denials"`
 	// Failure is set when the deny is a failure rather than a verdict:
 	// evaluation error or timeout, undefined or malformed decision, a
 	// broken invariant. Log it at error level.
-	Failure string
+	Failure string `json:"failure,omitempty"`
 }
