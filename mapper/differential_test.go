@@ -66,6 +66,7 @@ func newDiffWorld(t *testing.T) *diffWorld {
 		"ws/inc/probe-inc.mk":      "# probe include (ws/inc)\n",
 		"ws/a/inc/probe-inc.mk":    "# probe include (ws/a/inc)\n",
 		"ws/inc2/.keep":            "",
+		"ws/inc/extra2.mk":         "# MAKEFILES entry found on the include path\n",
 		"outside/Makefile":         probeMakefile,
 		"outside/inc/probe-inc.mk": "# probe include (outside)\n",
 	}
@@ -332,6 +333,9 @@ func envCases(ws string) []envCase {
 		{map[string]string{"MAKEFLAGS": "-I$(HOME)"}, nil},
 		{map[string]string{"MAKEFLAGS": "w -- V=1 all"}, nil},
 		{map[string]string{"MAKEFLAGS": "-I\\ inc"}, nil},
+		{map[string]string{"MAKEFILES": "extra2.mk"}, []string{"-I", "inc"}},
+		{map[string]string{"MAKEFILES": "extra2.mk", "MAKEFLAGS": "-Iinc"}, []string{"-C", "a"}},
+		{map[string]string{"MAKEFILES": "extra2.mk nothere.mk extra.mk"}, []string{"-I", "a/inc", "-I", "inc"}},
 	}
 }
 

@@ -346,7 +346,11 @@ func (m *Mapper) resolveAll(f *Facts, pl *plan, ms []mapping, c Caller) {
 	}
 	for _, mk := range pl.makefiles {
 		for _, w := range strings.Fields(mk.value) {
-			mf.OtherFiles = append(mf.OtherFiles, pathFact(ms, "MAKEFILES", w, mk.source, dir, dirOK, false, wsRoot))
+			pf := pathFact(ms, "MAKEFILES", w, mk.source, dir, dirOK, false, wsRoot)
+			if !filepath.IsAbs(w) && pf.Error == "" && !pf.Exists {
+				pf = searchIncludePath(pf, w, mf.Includes, wsRoot)
+			}
+			mf.OtherFiles = append(mf.OtherFiles, pf)
 		}
 	}
 	if len(mf.Makefiles) == 0 && dirOK && mf.EffectiveIsDir {
@@ -394,6 +398,33 @@ func pathFact(ms []mapping, option, arg, source, dir string, dirOK, mapped bool,
 	}
 	pf.Resolved, pf.Exists, pf.IsDir = r.Path, r.Exists, r.Exists && r.IsDir
 	pf.Inside = within(r.Path, wsRoot)
+	return pf
+}
+
+// defaultIncludeDirs is make 4.3's default_include_directories on this
+// platform (INCLUDEDIR is /usr/include for a /usr prefix).
+var defaultIncludeDirs = []string{"/usr/include", "/usr/gnu/include", "/usr/local/include", "/usr/include"}
+
+// searchIncludePath is what make does with a relative MAKEFILES entry that
+// is not in its directory: it looks in the -I directories given at start
+// (not those of a MAKEFLAGS=... word, decoded only after the makefiles),
+// then in the default ones. The first hit is the file make reads.
+func searchIncludePath(pf PathFact, name string, includes []PathFact, wsRoot string) PathFact {
+	var dirs []string
+	for _, inc := range includes {
+		if inc.IsDir && !strings.HasPrefix(inc.Source, "argv:") && !strings.Contains(inc.Source, ":") {
+			dirs = append(dirs, inc.Resolved)
+		}
+	}
+	for _, d := range append(dirs, defaultIncludeDirs...) {
+		r := resolvePath(filepath.Join(d, name))
+		if r.Err == nil && r.Exists {
+			pf.Host = filepath.Join(d, name)
+			pf.Resolved, pf.Exists, pf.IsDir = r.Path, true, r.IsDir
+			pf.Inside = within(r.Path, wsRoot)
+			return pf
+		}
+	}
 	return pf
 }
 

@@ -199,6 +199,12 @@ func TestAttackList(t *testing.T) {
 					t.Errorf("got %+v", mf.OtherFiles)
 				}
 			}},
+		{name: "a relative MAKEFILES entry make finds in /usr/include", cwd: "$WS", env: map[string]string{"MAKEFILES": "limits.h"},
+			check: func(t *testing.T, f *Facts, mf *MakeFacts) {
+				if pf := mf.OtherFiles[0]; pf.Resolved != "/usr/include/limits.h" || pf.Inside || !pf.Exists {
+					t.Errorf("got %+v", pf)
+				}
+			}},
 		{name: "--eval=include /etc/x is visible as eval text", cwd: "$WS", args: []string{"--eval=include /etc/x"},
 			check: func(t *testing.T, f *Facts, mf *MakeFacts) {
 				if !slices.Equal(mf.Eval, []string{"include /etc/x"}) || !slices.Contains(mf.Argv, "--eval=include /etc/x") {
