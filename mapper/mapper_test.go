@@ -457,3 +457,27 @@ func TestWorkspaceStrictModes(t *testing.T) {
 		}
 	})
 }
+
+func TestCommandsOtherThanMakeHaveNoMakeFacts(t *testing.T) {
+	w := newAttackWorld(t)
+	f, err := w.m.Map(context.Background(), Caller{Name: "ws", UID: os.Getuid(), GID: os.Getgid()},
+		protocol.Request{Command: "cc", Args: []string{"-C", "/etc"}, Cwd: w.ws + "/a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Make != nil || !f.Cwd.Inside || f.Cwd.Resolved != w.ws+"/a" {
+		t.Errorf("got make %+v cwd %+v", f.Make, f.Cwd)
+	}
+	if !IsMake("make") || !IsMake("gmake") || IsMake("/usr/bin/make") || IsMake("cc") {
+		t.Error("IsMake")
+	}
+}
+
+func TestMapRefusesUserNamesThatAreNotPathComponents(t *testing.T) {
+	w := newAttackWorld(t)
+	for _, name := range []string{"", ".", "..", "a/b", "a\x00b"} {
+		if _, err := w.m.Map(context.Background(), Caller{Name: name, UID: 1000, GID: 1000}, protocol.Request{Command: "make", Cwd: "/"}); err == nil {
+			t.Errorf("user name %q was put into a path", name)
+		}
+	}
+}
