@@ -308,6 +308,8 @@ func handCases(ws string) [][]string {
 		{"-eval=x"}, {"--eval", "X=1"}, {"-E", "X=1"}, {"-W", "x"}, {"-o", "x"}, {"--what-if=x", "--assume-old=y", "--new-file", "z"},
 		{"-bm", "-C", "a"}, {"-hC", "a"}, {"MAKEFILES=" + ws + "/extra.mk"}, {"MAKEFILES=extra.mk"}, {"MAKEFLAGS=k"},
 		{"MAKEFLAGS=-I inc"}, {"GNUMAKEFLAGS=-C a"},
+		{"-f", "Makefile/"}, {"-f", "other.mk/."}, {"-f", "mk-link/"}, {"-I", "inc/"}, {"-I", "inc/."}, {"-C", "a/."}, {"-C", "a/b/.."},
+		{"-C", "Makefile/"}, {"-C", "a/Makefile/.."}, {"-f", "a/../other.mk"}, {"-f", "link-a/../other.mk"}, {"-f", "nonexist/../Makefile"},
 	}
 }
 

@@ -390,6 +390,10 @@ func pathFact(ms []mapping, option, arg, source, dir string, dirOK, mapped bool,
 	default:
 		host = "/" + strings.Join(append(splitComponents(dir), splitComponents(arg)...), "/")
 	}
+	if (strings.HasSuffix(arg, "/") || strings.HasSuffix(arg, "/.")) && !strings.HasSuffix(host, "/") {
+		// Keep what makes the kernel demand a directory.
+		host += "/"
+	}
 	pf.Host, pf.Mapped = host, true
 	r := resolvePath(host)
 	if r.Err != nil {

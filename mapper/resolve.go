@@ -122,7 +122,18 @@ func resolvePath(p string) resolved {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return resolved{Err: os.NewSyscallError("fstat", err)}
 	}
-	return resolved{Path: cur, Exists: true, IsDir: st.Mode&unix.S_IFMT == unix.S_IFDIR, Mode: st.Mode}
+	isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+	if !isDir && trailingDir(p) {
+		// "file/" or "file/.": the kernel fails with ENOTDIR.
+		return resolved{Path: cur}
+	}
+	return resolved{Path: cur, Exists: true, IsDir: isDir, Mode: st.Mode}
+}
+
+// trailingDir reports whether a path's spelling demands a directory at its
+// end ("x/", "x/.", "x/..").
+func trailingDir(p string) bool {
+	return strings.HasSuffix(p, "/") || strings.HasSuffix(p, "/.") || strings.HasSuffix(p, "/..") || p == "." || p == ".."
 }
 
 // missing ends a walk at a component that does not exist: the rest is
