@@ -152,7 +152,98 @@ func (w *world) checkBuild(t *testing.T, u testenv.User) {
 			t.Errorf("took %v (timeout 1 s, kill grace 1 s)", took)
 		}
 		t.Logf("timed out after %v", took.Round(10*time.Millisecond))
+		// Nothing of the build is left: no process works in the project.
+		var left []string
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			if left = procsIn(hostProject); len(left) == 0 || time.Now().After(deadline) {
+				break
+			}
+		}
+		if len(left) > 0 {
+			t.Errorf("processes of the timed-out build still run in %s: %v", hostProject, left)
+		}
 	})
+}
+
+// TestBuildEnvironment checks what reaches the build from the container's
+// environment: the allowlisted variables build-cli sends, and nothing
+// else (no token, no socket path); HOME, USER, LOGNAME and PATH come from
+// the host, never from the client.
+func TestBuildEnvironment(t *testing.T) {
+	alice, _ := testenv.EnsureUsers(t)
+	w := newWorld(t, alice)
+	c := w.container(alice, nil, containerHome(alice)+"/probe")
+	c.Env = append(c.Env,
+		"CFLAGS=-O1 -DE2E='a b'",
+		"AGENT_API_TOKEN=hunter2",
+		"HOME=/container/home",
+		"MAKEFLAGS=-k",
+		"LD_PRELOAD=/tmp/evil.so",
+	)
+	res := run(t, c, "make", "-s", "env")
+	if res.Code != 0 {
+		t.Fatalf("make env: exit %d\nstdout:\n%s\nstderr:\n%s", res.Code, res.Stdout, res.Stderr)
+	}
+	env := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(res.Stdout), "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			env[k] = v
+		}
+	}
+	want := map[string]string{
+		"CFLAGS":  "-O1 -DE2E='a b'",
+		"HOME":    alice.Home,
+		"USER":    alice.Name,
+		"LOGNAME": alice.Name,
+		"PATH":    "/usr/local/bin:/usr/bin:/bin",
+	}
+	for k, v := range want {
+		if env[k] != v {
+			t.Errorf("%s = %q, want %q", k, env[k], v)
+		}
+	}
+	for _, k := range []string{"AGENT_API_TOKEN", "BUILD_SERVICE_SOCKET", "LD_PRELOAD"} {
+		if v, ok := env[k]; ok {
+			t.Errorf("%s reached the build (%q)", k, v)
+		}
+	}
+	// make sets MAKEFLAGS in every recipe, single-letter flags first ("s"
+	// for -s); the container's -k must not be among them.
+	if f := strings.Fields(env["MAKEFLAGS"]); len(f) > 0 && !strings.HasPrefix(f[0], "-") && strings.Contains(f[0], "k") {
+		t.Errorf("the container's MAKEFLAGS reached the build: MAKEFLAGS=%q", env["MAKEFLAGS"])
+	}
+}
+
+// procsIn lists live processes whose cwd is dir or below it.
+func procsIn(dir string) []string {
+	ents, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		cwd, err := os.Readlink("/proc/" + e.Name() + "/cwd")
+		if err != nil || (cwd != dir && !strings.HasPrefix(cwd, dir+"/")) {
+			continue
+		}
+		stat, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if f := strings.Fields(string(stat[bytesIndexAfterComm(stat):])); len(f) > 0 && f[0] == "Z" {
+			continue
+		}
+		comm, _ := os.ReadFile("/proc/" + e.Name() + "/comm")
+		out = append(out, e.Name()+" "+strings.TrimSpace(string(comm)))
+	}
+	return out
+}
+
+// bytesIndexAfterComm skips "pid (comm) " in /proc/PID/stat; comm may
+// hold spaces and parentheses, so look for the last ')'.
+func bytesIndexAfterComm(stat []byte) int {
+	i := strings.LastIndexByte(string(stat), ')')
+	if i < 0 {
+		return len(stat)
+	}
+	return i + 1
 }
 
 // TestBuildIdentity checks that the build runs with the caller's uid and
@@ -227,6 +318,9 @@ func TestDenials(t *testing.T) {
 	outside := filepath.Join(w.base, "outside")
 	root := testenv.User{Name: "root"}
 
+	// The words a confinement denial uses for a path it refuses.
+	leaves := []string{"outside", "leaves"}
+
 	// Each case's argv is written against a workspace root (the container
 	// path for the request, the host path for the control run).
 	cases := []struct {
@@ -234,19 +328,22 @@ func TestDenials(t *testing.T) {
 		caller testenv.User
 		cwd    func(ws string) string
 		argv   func(ws, marker string) []string
-		reason []string // each must appear in stderr (case-insensitive)
+		names  []string // what the message must name: each must appear in stderr (case-insensitive)
+		why    []string // why it is refused: at least one must appear
 	}{
 		{
-			name:   "a cwd outside the workspace",
-			cwd:    func(string) string { return outside },
-			argv:   func(ws, m string) []string { return []string{"make", "MARKER=" + m, "marker"} },
-			reason: []string{outside, "outside your workspace"},
+			name:  "a cwd outside the workspace",
+			cwd:   func(string) string { return outside },
+			argv:  func(ws, m string) []string { return []string{"make", "MARKER=" + m, "marker"} },
+			names: []string{outside},
+			why:   leaves,
 		},
 		{
-			name:   "-C ../.. out of the workspace",
-			cwd:    func(ws string) string { return ws + "/probe" },
-			argv:   func(ws, m string) []string { return []string{"make", "-C", "../..", "MARKER=" + m, "marker"} },
-			reason: []string{"-C ../..", "leaves the workspace"},
+			name:  "-C ../.. out of the workspace",
+			cwd:   func(ws string) string { return ws + "/probe" },
+			argv:  func(ws, m string) []string { return []string{"make", "-C", "../..", "MARKER=" + m, "marker"} },
+			names: []string{"-C ../.."},
+			why:   leaves,
 		},
 		{
 			name: "--directory=/etc with a makefile from the workspace",
@@ -254,13 +351,15 @@ func TestDenials(t *testing.T) {
 			argv: func(ws, m string) []string {
 				return []string{"make", "--directory=/etc", "-f", ws + "/probe/Makefile", "MARKER=" + m, "marker"}
 			},
-			reason: []string{"-C /etc", "outside"},
+			names: []string{"-C /etc"},
+			why:   leaves,
 		},
 		{
-			name:   "-f /etc/passwd",
-			cwd:    func(ws string) string { return ws + "/probe" },
-			argv:   func(ws, m string) []string { return []string{"make", "-f", "/etc/passwd"} },
-			reason: []string{"-f /etc/passwd", "outside"},
+			name:  "-f /etc/passwd",
+			cwd:   func(ws string) string { return ws + "/probe" },
+			argv:  func(ws, m string) []string { return []string{"make", "-f", "/etc/passwd"} },
+			names: []string{"-f /etc/passwd"},
+			why:   leaves,
 		},
 		{
 			name: "-f a makefile outside the workspace",
@@ -268,20 +367,30 @@ func TestDenials(t *testing.T) {
 			argv: func(ws, m string) []string {
 				return []string{"make", "-f", outside + "/Makefile", "MARKER=" + m, "marker"}
 			},
-			reason: []string{"-f " + outside + "/Makefile", "outside"},
+			names: []string{"-f " + outside + "/Makefile"},
+			why:   leaves,
 		},
 		{
-			name:   "a command not in the allowlist",
-			cwd:    func(ws string) string { return ws + "/probe" },
-			argv:   func(ws, m string) []string { return []string{"build-cli", "touch", m} },
-			reason: []string{`"touch"`, "not allowed"},
+			name:  "-C through a symlink that leaves the workspace",
+			cwd:   func(ws string) string { return ws + "/probe" },
+			argv:  func(ws, m string) []string { return []string{"make", "-C", "escape", "MARKER=" + m, "marker"} },
+			names: []string{"-C escape"},
+			why:   leaves,
+		},
+		{
+			name:  "a command not in the allowlist",
+			cwd:   func(ws string) string { return ws + "/probe" },
+			argv:  func(ws, m string) []string { return []string{"build-cli", "touch", m} },
+			names: []string{`"touch"`},
+			why:   []string{"not allowed"},
 		},
 		{
 			name:   "a root caller",
 			caller: root,
 			cwd:    func(ws string) string { return ws + "/probe" },
 			argv:   func(ws, m string) []string { return []string{"make", "MARKER=" + m, "marker"} },
-			reason: []string{"root", "refused"},
+			names:  []string{"root"},
+			why:    []string{"refused"},
 		},
 	}
 	for i, tc := range cases {
@@ -295,10 +404,18 @@ func TestDenials(t *testing.T) {
 			if res.Code != 126 {
 				t.Errorf("exit %d, want 126\nstdout:\n%s\nstderr:\n%s", res.Code, res.Stdout, res.Stderr)
 			}
-			for _, r := range tc.reason {
-				if !strings.Contains(strings.ToLower(res.Stderr), strings.ToLower(r)) {
-					t.Errorf("stderr does not name the reason (%q):\n%s", r, res.Stderr)
+			msg := strings.ToLower(res.Stderr)
+			for _, n := range tc.names {
+				if !strings.Contains(msg, strings.ToLower(n)) {
+					t.Errorf("stderr does not name %q:\n%s", n, res.Stderr)
 				}
+			}
+			why := false
+			for _, r := range tc.why {
+				why = why || strings.Contains(msg, strings.ToLower(r))
+			}
+			if !why {
+				t.Errorf("stderr does not say why (one of %q):\n%s", tc.why, res.Stderr)
 			}
 			if res.Stdout != "" {
 				t.Errorf("a denied request produced output: %q", res.Stdout)

@@ -140,7 +140,9 @@ func newWorld(t *testing.T, users ...testenv.User) *world {
 // probeMakefile creates $(MARKER) when make runs it: denial tests pass an
 // absolute host path and check it never appears, and a control run with
 // the real make proves the same argv would have created it.
-const probeMakefile = "marker:\n\ttouch \"$(MARKER)\"\n"
+//
+// Its env target prints the build's environment.
+const probeMakefile = "marker:\n\ttouch \"$(MARKER)\"\n\nenv:\n\t@env | LC_ALL=C sort\n"
 
 func (w *world) installProprietary(t *testing.T) {
 	t.Helper()
@@ -173,7 +175,11 @@ func (w *world) makeWorkspace(t *testing.T, u testenv.User) {
 	mkdir(t, filepath.Join(ws, "probe"), 0o755)
 	writeFile(t, filepath.Join(ws, "probe", "Makefile"), probeMakefile, 0o644)
 	mkdir(t, filepath.Join(ws, "markers"), 0o755)
-	for _, p := range []string{ws, filepath.Join(ws, "probe"), filepath.Join(ws, "probe", "Makefile"), filepath.Join(ws, "markers")} {
+	// A symlink out of the workspace, to a directory with a makefile.
+	if err := os.Symlink(filepath.Join(w.base, "outside"), filepath.Join(ws, "probe", "escape")); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{ws, filepath.Join(ws, "probe"), filepath.Join(ws, "probe", "Makefile"), filepath.Join(ws, "probe", "escape"), filepath.Join(ws, "markers")} {
 		if err := os.Lchown(p, u.UID, u.GID); err != nil {
 			t.Fatal(err)
 		}
@@ -214,6 +220,9 @@ make = "/usr/bin/make"
 default_sec = 60
 max_sec = 120
 kill_grace_sec = 1
+
+[build.environment]
+path = "/usr/local/bin:/usr/bin:/bin"
 
 [build.identity]
 deny_groups = %s
