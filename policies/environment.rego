@@ -14,6 +14,16 @@ service_names := {"HOME", "USER", "LOGNAME", "PATH"}
 
 make_reading := {"MAKEFLAGS", "GNUMAKEFLAGS", "MAKEFILES"}
 
+# Variables that make the shell or the dynamic loader read code from a
+# path no check sees. Denied even when an operator allowlists them, like
+# --eval; delete this rule in an operator policy to allow them.
+code_loading := {
+	"BASH_ENV": "every bash the build starts reads it",
+	"ENV": "every interactive sh reads it",
+	"LD_PRELOAD": "every program the build starts loads it",
+	"LD_AUDIT": "every program the build starts loads it",
+}
+
 allowed_names := {n | some n in data.config.build.environment.allow} - service_names
 
 passed := {name: value |
@@ -38,5 +48,13 @@ deny contains {
 } if {
 	input.make == null
 	some name in make_reading
+	passed[name]
+}
+
+deny contains {
+	"rule": "environment.code_loading_variable",
+	"reason": sprintf("%s cannot be passed to the build: %s, and no path check sees what it names", [name, why]),
+} if {
+	some name, why in code_loading
 	passed[name]
 }

@@ -46,3 +46,17 @@ test_MAKEFLAGS_is_refused_for_a_command_whose_arguments_are_not_parsed if {
 		"reason": `MAKEFLAGS cannot be passed to "ninja": only make's own arguments are parsed and confined`,
 	}}
 }
+
+test_variables_that_load_code_are_refused_even_when_allowlisted if {
+	every name in ["BASH_ENV", "ENV", "LD_PRELOAD", "LD_AUDIT"] {
+		d := environment.deny with input as fixtures.with_input({"env": {name: "/tmp/x"}})
+			with data.config as {"build": {"environment": {"allow": [name], "path": "/bin"}}}
+		some x in d
+		x.rule == "environment.code_loading_variable"
+		startswith(x.reason, sprintf("%s cannot be passed to the build: ", [name]))
+	}
+}
+
+test_a_code_loading_variable_that_is_not_allowlisted_is_just_dropped if {
+	count(denials(fixtures.with_input({"env": {"LD_PRELOAD": "/tmp/x.so"}}))) == 0
+}
