@@ -29,7 +29,7 @@ import (
 
 const ws = "/srv/ws/alice/workspace"
 
-func testConfig(t *testing.T) *config.Config {
+func testConfig(t testing.TB) *config.Config {
 	t.Helper()
 	c := config.Default()
 	c.Logging.Directory = t.TempDir()
