@@ -438,11 +438,14 @@ func (m *Mapper) fillWords(mf *MakeFacts, pl *plan) {
 	seen := map[string]bool{}
 	for _, s := range pl.all() {
 		for _, u := range s.d.opts {
+			if !u.doit {
+				continue // e.g. -C or -f in MAKEFLAGS, which make ignores
+			}
 			if n := u.opt.Name(); !seen[n] {
 				seen[n] = true
 				mf.Options = append(mf.Options, n)
 			}
-			if u.opt.short == 'E' && u.doit {
+			if u.opt.short == 'E' {
 				mf.Eval = append(mf.Eval, u.arg)
 			}
 		}

@@ -219,8 +219,8 @@ func TestAttackList(t *testing.T) {
 			}},
 		{name: "-C in MAKEFLAGS is ignored, as make ignores it", cwd: "$WS", env: map[string]string{"MAKEFLAGS": "-C /etc"},
 			check: func(t *testing.T, f *Facts, mf *MakeFacts) {
-				if len(mf.Directories) != 0 || mf.EffectiveDir != w.ws {
-					t.Errorf("dirs %+v effective %q", mf.Directories, mf.EffectiveDir)
+				if len(mf.Directories) != 0 || mf.EffectiveDir != w.ws || slices.Contains(mf.Options, "--directory") {
+					t.Errorf("dirs %+v effective %q options %q", mf.Directories, mf.EffectiveDir, mf.Options)
 				}
 			}},
 		{name: "-I in MAKEFLAGS is honoured and taken literally", cwd: "$WS", env: map[string]string{"MAKEFLAGS": "-I/etc"},
