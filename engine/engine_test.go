@@ -614,16 +614,46 @@ else := {"allow": false, "reasons": ["only make -n is allowed on this host"]}
 	if err != nil {
 		t.Fatal(err)
 	}
-	dry := goodFacts()
-	dry.Request.Args = []string{"-n"}
-	dry.Mapping.Make.Argv, dry.Mapping.Make.Options = []string{"--just-print"}, []string{"--just-print"}
-	if d := e.Decide(context.Background(), dry); !d.Allow || d.TimeoutSec != 60 || !d.NoNewPrivs || len(d.Env) != 2 {
-		t.Errorf("make -n: %+v", d)
+	root, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
 	}
-	if d := e.Decide(context.Background(), goodFacts()); d.Allow || !slices.Equal(d.Reasons, []string{"only make -n is allowed on this host"}) {
-		t.Errorf("make -j4 all: %+v", d)
-	} else if d.Denials[0].Rule != "policy" {
-		t.Errorf("a policy without denials should be named \"policy\": %+v", d.Denials)
+	ws := filepath.Join(root, "ws")
+	if err := os.MkdirAll(ws, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m := newMapper(t, root)
+	// The real mapper canonicalises every spelling of -n, so the policy
+	// needs to know only one.
+	for _, c := range []struct {
+		args  []string
+		allow bool
+	}{
+		{[]string{"-n"}, true},
+		{[]string{"--dry-run"}, true},
+		{[]string{"--rec"}, true},
+		{[]string{"--just-print", "-n"}, true},
+		{[]string{"all"}, false},
+		{[]string{"-nk"}, false},
+		{[]string{"-n", "-j4"}, false},
+		{[]string{}, false},
+	} {
+		t.Run(strings.Join(append([]string{"make"}, c.args...), " "), func(t *testing.T) {
+			f := realFacts(t, m, ws, protocol.Request{SchemaVersion: "1", Command: "make", Args: c.args, Cwd: ws})
+			d := e.Decide(context.Background(), f)
+			if d.Allow != c.allow || d.Failure != "" {
+				t.Fatalf("allow=%v failure=%q reasons=%q; want allow=%v", d.Allow, d.Failure, d.Reasons, c.allow)
+			}
+			if c.allow && (d.TimeoutSec != 60 || !d.NoNewPrivs || len(d.Env) != 2) {
+				t.Errorf("allowed decision %+v", d)
+			}
+			if !c.allow && (!slices.Equal(d.Reasons, []string{"only make -n is allowed on this host"}) || d.Denials[0].Rule != "policy") {
+				t.Errorf("denied decision %+v", d)
+			}
+		})
 	}
 }
 

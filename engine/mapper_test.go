@@ -43,11 +43,7 @@ func TestRealInputDocumentsMatchTheSchema(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	build := config.Build{WorkspaceRoot: root, PathMapping: config.PathMapping{HostTemplate: "{workspace_root}/{user}"}}
-	m, err := mapper.New(build)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := newMapper(t, root)
 	cfg := testConfig(t)
 	cfg.Build.Environment.Allow = append(cfg.Build.Environment.Allow, "GNUMAKEFLAGS", "MAKEFILES")
 	e := newEngine(t, cfg)
@@ -97,15 +93,7 @@ func TestRealInputDocumentsMatchTheSchema(t *testing.T) {
 			}
 			req := protocol.Request{SchemaVersion: "1", RequestID: "r", Command: cmd, Args: r.args,
 				Cwd: strings.ReplaceAll(r.cwd, "$WS", ws), Env: r.env}
-			mf, err := m.Map(context.Background(), mapper.Caller{Name: "ws", UID: os.Getuid(), GID: os.Getgid()}, req)
-			if err != nil {
-				t.Fatalf("Map: %v", err)
-			}
-			f := Facts{
-				Request: req, Mapping: mf, Load: Load{User: 1, Total: 1},
-				Peer:    Peer{UID: 1000, GID: 1000, PID: 1, Groups: []int{1000}},
-				Account: Account{Known: true, Name: "ws", Home: ws, UID: 1000, GID: 1000, Groups: []int{1000}, GroupNames: map[int]string{1000: "ws"}},
-			}
+			f := realFacts(t, m, ws, req)
 			doc := e.Input(f)
 			if errs := matchSchema(t, schema, doc); errs != nil {
 				bs, _ := json.MarshalIndent(doc, "", "  ")
@@ -117,5 +105,30 @@ func TestRealInputDocumentsMatchTheSchema(t *testing.T) {
 			}
 			t.Logf("allow=%v reasons=%q", d.Allow, d.Reasons)
 		})
+	}
+}
+
+// newMapper maps user "ws" to <root>/ws (container and host paths equal).
+func newMapper(t *testing.T, root string) *mapper.Mapper {
+	t.Helper()
+	m, err := mapper.New(config.Build{WorkspaceRoot: root, PathMapping: config.PathMapping{HostTemplate: "{workspace_root}/{user}"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// realFacts maps req with the real mapper, as this process's own uid,
+// and wraps the result as facts of a caller "ws" with uid 1000.
+func realFacts(t *testing.T, m *mapper.Mapper, ws string, req protocol.Request) Facts {
+	t.Helper()
+	mf, err := m.Map(context.Background(), mapper.Caller{Name: "ws", UID: os.Getuid(), GID: os.Getgid()}, req)
+	if err != nil {
+		t.Fatalf("Map: %v", err)
+	}
+	return Facts{
+		Request: req, Mapping: mf, Load: Load{User: 1, Total: 1},
+		Peer:    Peer{UID: 1000, GID: 1000, PID: 1, Groups: []int{1000}},
+		Account: Account{Known: true, Name: "ws", Home: ws, UID: 1000, GID: 1000, Groups: []int{1000}, GroupNames: map[int]string{1000: "ws"}},
 	}
 }
