@@ -267,7 +267,7 @@ func (e *Engine) apply(d *Decision, value any, f Facts, deny func(bool, string, 
 	d.Allow = pd.Allow
 	d.Reasons = append(d.Reasons, pd.Reasons...)
 	d.Denials = append(d.Denials, pd.Denials...)
-	if len(pd.Denials) == 0 {
+	if len(pd.Denials) == 0 && !pd.Allow {
 		for _, r := range pd.Reasons {
 			d.Denials = append(d.Denials, Denial{Rule: "policy", Reason: r})
 		}
