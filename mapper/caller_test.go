@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/build-service/build-service/config"
@@ -132,4 +133,52 @@ func TestResolutionUsesTheCallersView(t *testing.T) {
 			}
 		}
 	})
+}
+
+// The differential test again, with the mapper resolving as bs-alice and
+// make running as bs-alice, in a workspace holding a root-only directory:
+// whatever alice's make can or cannot see, the facts say the same.
+func TestDifferentialAsTheCaller(t *testing.T) {
+	alice, _ := testenv.EnsureUsers(t)
+	w := newDiffWorld(t)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.Chmod(filepath.Dir(w.root), 0o755))
+	must(os.Chmod(w.root, 0o755))
+	must(os.MkdirAll(filepath.Join(w.ws, "secret", "inner"), 0o755))
+	must(os.WriteFile(filepath.Join(w.ws, "secret", "Makefile"), []byte(probeMakefile), 0o644))
+	must(os.WriteFile(filepath.Join(w.ws, "secret", "inner", "Makefile"), []byte(probeMakefile), 0o644))
+	must(os.Symlink("secret/inner", filepath.Join(w.ws, "into-secret")))
+	must(filepath.Walk(w.ws, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, alice.UID, alice.GID)
+	}))
+	must(os.Chown(filepath.Join(w.ws, "secret"), 0, 0))
+	must(os.Chmod(filepath.Join(w.ws, "secret"), 0o700))
+	w.caller = Caller{Name: "ws", UID: alice.UID, GID: alice.GID, Groups: alice.Groups}
+	groups := make([]uint32, len(alice.Groups))
+	for i, g := range alice.Groups {
+		groups[i] = uint32(g)
+	}
+	w.cred = &syscall.Credential{Uid: uint32(alice.UID), Gid: uint32(alice.GID), Groups: groups}
+	m := w.mapper(t)
+	st := &diffStats{}
+	secretCases := [][]string{
+		{"-C", "secret"}, {"-C", "into-secret"}, {"-C", "secret/.."}, {"-C", "secret/inner"}, {"-f", "secret/Makefile"},
+		{"-f", "into-secret/Makefile"}, {"-I", "secret"}, {"-I", "into-secret", "-I", "inc"}, {"-C", "a", "-C", "../secret"},
+		{"-C", "into-secret/.."}, {"--directory=secret", "-f", "Makefile"}, {"-kCsecret"},
+	}
+	for _, args := range append(append(secretCases, handCases(w.ws)...), genCases(w.ws, 100)...) {
+		w.check(t, m, st, w.ws, w.ws, args, args, nil)
+	}
+	t.Logf("as bs-alice: %d cases, %d agreed with make run as bs-alice, %d rejected by the mapper", st.cases, st.agreed, st.rejected)
+	if st.agreed < 150 {
+		t.Fatalf("too few meaningful cases: %+v", st)
+	}
 }

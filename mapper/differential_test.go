@@ -42,6 +42,10 @@ probe all t1 t2: ; @:
 // <root>/outside is not.
 type diffWorld struct {
 	root, ws string
+	// caller is who the mapper resolves as, cred who make runs as (nil:
+	// this process).
+	caller Caller
+	cred   *syscall.Credential
 }
 
 func newDiffWorld(t *testing.T) *diffWorld {
@@ -50,7 +54,7 @@ func newDiffWorld(t *testing.T) *diffWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &diffWorld{root: root, ws: filepath.Join(root, "ws")}
+	w := &diffWorld{root: root, ws: filepath.Join(root, "ws"), caller: Caller{Name: "ws", UID: os.Getuid(), GID: os.Getgid()}}
 	files := map[string]string{
 		"ws/Makefile":              probeMakefile,
 		"ws/other.mk":              probeMakefile,
@@ -129,12 +133,15 @@ func realPath(p string) (string, bool) {
 	return r, err == nil
 }
 
-func runMake(t *testing.T, dir string, args []string, env map[string]string) makeRun {
+func runMake(t *testing.T, dir string, args []string, env map[string]string, cred *syscall.Credential) makeRun {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/usr/bin/make", args...)
 	cmd.Dir = dir
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "LC_ALL=C"}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
@@ -218,13 +225,13 @@ type diffStats struct{ cases, rejected, agreed, makeRejected int }
 func (w *diffWorld) check(t *testing.T, m *Mapper, st *diffStats, cwd, hostDir string, args, hostArgs []string, env map[string]string) {
 	t.Helper()
 	st.cases++
-	f, err := m.Map(context.Background(), Caller{Name: "ws", UID: os.Getuid(), GID: os.Getgid()},
+	f, err := m.Map(context.Background(), w.caller,
 		protocol.Request{Command: "make", Args: args, Cwd: cwd, Env: env})
 	if err != nil {
 		t.Fatalf("Map(%q): %v", args, err)
 	}
 	mf := f.Make
-	orig := runMake(t, hostDir, hostArgs, env)
+	orig := runMake(t, hostDir, hostArgs, env, w.cred)
 	if orig.usage {
 		st.makeRejected++
 	}
@@ -269,7 +276,7 @@ func (w *diffWorld) check(t *testing.T, m *Mapper, st *diffStats, cwd, hostDir s
 		st.agreed++
 		return
 	}
-	canon := runMake(t, hostDir, mf.Argv, env)
+	canon := runMake(t, hostDir, mf.Argv, env, w.cred)
 	if canon.usage || canon.code != orig.code || canon.curdir != orig.curdir || strings.Join(canon.mfl, " ") != strings.Join(orig.mfl, " ") {
 		t.Errorf("DISAGREEMENT canonical argv %q for %q: exit %d/%d, curdir %q/%q, makefiles %q/%q\ncanonical output:\n%s\noriginal output:\n%s",
 			mf.Argv, args, canon.code, orig.code, canon.curdir, orig.curdir, canon.mfl, orig.mfl, canon.out, orig.out)
