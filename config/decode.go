@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	toml "github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
@@ -126,6 +127,11 @@ func translate(err error, name string) error {
 	if errors.As(err, &strict) {
 		var probs []error
 		for i := range strict.Errors {
+			if i == maxUnknownReported {
+				probs = append(probs, &Problem{File: name, Line: probs[len(probs)-1].(*Problem).Line,
+					Msg: fmt.Sprintf("... and %d more unknown keys", len(strict.Errors)-i)})
+				break
+			}
 			e := &strict.Errors[i]
 			line, _ := e.Position()
 			key := strings.Join(e.Key(), ".")
@@ -162,7 +168,9 @@ func translate(err error, name string) error {
 // knownKeys maps every dotted key of the schema to its Go type. Array
 // entries ([[build.path_mappings]]) appear without an index, as go-toml
 // names them.
-func knownKeys() map[string]reflect.Type {
+func knownKeys() map[string]reflect.Type { return knownKeysOnce() }
+
+var knownKeysOnce = sync.OnceValue(func() map[string]reflect.Type {
 	keys := map[string]reflect.Type{}
 	var walk func(prefix string, t reflect.Type)
 	walk = func(prefix string, t reflect.Type) {
@@ -188,7 +196,7 @@ func knownKeys() map[string]reflect.Type {
 	}
 	walk("", reflect.TypeOf(Config{}))
 	return keys
-}
+})
 
 // expectedType describes the TOML type a key takes, for wrong-type errors.
 func expectedType(key string) string {
@@ -231,10 +239,21 @@ func describeType(t reflect.Type) string {
 	return t.String()
 }
 
+// maxSuggestLen bounds the edit-distance work for one unknown key: no
+// known key is longer than this, so nothing longer is a near miss.
+const maxSuggestLen = 64
+
+// maxUnknownReported bounds the unknown keys listed in one error: past a
+// few, the file is not a build-service config and more lines do not help.
+const maxUnknownReported = 20
+
 // suggest returns the known key an unknown one was most likely meant to be,
 // or "": the same leaf name under another table (a key in the wrong
 // section), else the closest full key within a small edit distance.
 func suggest(unknown string) string {
+	if len(unknown) > maxSuggestLen {
+		return ""
+	}
 	keys := knownKeys()
 	leaf := unknown[strings.LastIndex(unknown, ".")+1:]
 	var sameLeaf []string
@@ -315,7 +334,18 @@ func keyLines(data []byte) (map[string]int, error) {
 			}
 		}
 	}
-	lineOf := func(n *unstable.Node) int { return p.Shape(n.Raw).Start.Line }
+	// Parser.Shape counts newlines from the start of the document on every
+	// call, quadratic over a file; index them once instead.
+	var newlines []int
+	for i, b := range data {
+		if b == '\n' {
+			newlines = append(newlines, i)
+		}
+	}
+	lineOf := func(n *unstable.Node) int {
+		off := int(n.Raw.Offset)
+		return 1 + sort.Search(len(newlines), func(i int) bool { return newlines[i] >= off })
+	}
 	keyParts := func(n *unstable.Node) ([]string, int) {
 		var parts []string
 		line := 0

@@ -2,7 +2,9 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -195,6 +197,32 @@ func TestSuggestOnlyNearbyKeys(t *testing.T) {
 	for in, want := range cases {
 		if got := suggest(in); got != want {
 			t.Errorf("suggest(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestAFileOfUnknownKeysIsReportedInBrief(t *testing.T) {
+	var doc strings.Builder
+	for i := range 30 {
+		fmt.Fprintf(&doc, "k%d = 1\n", i)
+	}
+	_, err := Parse([]byte(doc.String()), "config.toml")
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != maxUnknownReported+1 {
+		t.Fatalf("%d lines, want %d:\n%v", len(lines), maxUnknownReported+1, err)
+	}
+	if want := `config.toml:20: ... and 10 more unknown keys`; lines[len(lines)-1] != want {
+		t.Errorf("last line %q, want %q", lines[len(lines)-1], want)
+	}
+}
+
+func TestNoKnownKeyIsTooLongToBeSuggested(t *testing.T) {
+	for k := range knownKeys() {
+		if len(k) > maxSuggestLen {
+			t.Errorf("%q is longer than maxSuggestLen (%d)", k, maxSuggestLen)
 		}
 	}
 }

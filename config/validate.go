@@ -228,6 +228,10 @@ func (c *Config) Validate() error {
 		v.add("build.limits.max_builds_per_user", "%d must not exceed build.limits.max_builds_total (%d)", l.MaxBuildsPerUser, l.MaxBuildsTotal)
 	}
 
+	if b.Sandbox.Enabled {
+		// Accepting it would promise an isolation no build gets.
+		v.add("build.sandbox.enabled", "true is not supported yet: the per-build sandbox is not implemented; set it to false")
+	}
 	for i, p := range b.Sandbox.Writable {
 		v.template(fmt.Sprintf("build.sandbox.writable[%d]", i), p, root, false)
 	}
@@ -261,8 +265,19 @@ func (c *Config) Validate() error {
 		v.add("logging.console", "false while logging.directory is empty: the daemon would log nowhere")
 	}
 
+	if len(v.probs) > maxProblems {
+		more := len(v.probs) - maxProblems
+		v.probs = append(v.probs[:maxProblems], &Problem{Msg: fmt.Sprintf("... and %d more problems", more)})
+		if v.src != nil {
+			v.probs[maxProblems].(*Problem).File = v.src.name
+		}
+	}
 	return errors.Join(v.probs...)
 }
+
+// maxProblems bounds the problems listed by one Validate: a file with
+// thousands of them is fixed a screenful at a time.
+const maxProblems = 50
 
 func (v *validator) atLeast(key string, n, min int) {
 	if n >= min {

@@ -208,6 +208,9 @@ func TestValidateRefuses(t *testing.T) {
 			"[build.limits]\nmax_builds_total = 2",
 			`config.toml: build.limits.max_builds_per_user: 4 must not exceed build.limits.max_builds_total (2)`},
 
+		{"enabling the sandbox, which does not exist yet, is refused",
+			"[build.sandbox]\nenabled = true",
+			`config.toml:2: build.sandbox.enabled: true is not supported yet: the per-build sandbox is not implemented; set it to false`},
 		{"a relative sandbox path is refused",
 			"[build.sandbox]\nwritable = [\"/tmp\", \"cache\"]",
 			`config.toml: build.sandbox.writable[1]: "cache" must be an absolute path once expanded (got "cache")`},
@@ -311,5 +314,17 @@ func TestValidateOnAConfigBuiltInGoHasNoFileOrLine(t *testing.T) {
 	want := "build.timeouts.kill_grace_sec: 0 must be at least 1"
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %s", err, want)
+	}
+}
+
+func TestThousandsOfProblemsAreReportedInBrief(t *testing.T) {
+	doc := "[build.environment]\nallow = [" + strings.Repeat(`"LD_X", `, 1000) + "]\n"
+	_, err := Parse([]byte(doc), "config.toml")
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != maxProblems+1 || lines[maxProblems] != "config.toml: ... and 950 more problems" {
+		t.Fatalf("%d lines, last %q", len(lines), lines[len(lines)-1])
 	}
 }
