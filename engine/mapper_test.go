@@ -132,3 +132,47 @@ func realFacts(t *testing.T, m *mapper.Mapper, ws string, req protocol.Request) 
 		Account: Account{Known: true, Name: "ws", Home: ws, UID: 1000, GID: 1000, Groups: []int{1000}, GroupNames: map[int]string{1000: "ws"}},
 	}
 }
+
+// TestDecisionLogOfRealFactsHoldsNoEnvValue: the real mapper copies parts
+// of MAKEFLAGS into the facts; none of it may reach the decision log.
+func TestDecisionLogOfRealFactsHoldsNoEnvValue(t *testing.T) {
+	root, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := filepath.Join(root, "ws")
+	if err := os.MkdirAll(ws, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t)
+	cfg.Build.Environment.Allow = append(cfg.Build.Environment.Allow, "GNUMAKEFLAGS")
+	cfg.Logging.DecisionLog = filepath.Join(t.TempDir(), "d.log")
+	e := newEngine(t, cfg)
+	m := newMapper(t, root)
+	for _, env := range []map[string]string{
+		{"CFLAGS": "-DKEY=s3cr3t1", "MAKEFLAGS": "-k -- TOKEN=s3cr3t2", "GNUMAKEFLAGS": "-- PASS:=s3cr3t3"},
+		{"MAKEFLAGS": "k -- X!=s3cr3t4 SHELL=s3cr3t5"},
+	} {
+		f := realFacts(t, m, ws, protocol.Request{SchemaVersion: "1", Command: "make", Args: []string{"all"}, Cwd: ws, Env: env})
+		e.Decide(context.Background(), f)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(cfg.Logging.DecisionLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(raw), "\n"); n != 2 {
+		t.Fatalf("%d lines, want 2", n)
+	}
+	if n := strings.Count(string(raw), `"value":"`+Mask+`"`); n != 4 {
+		t.Errorf("%d masked assignment values, want 4 (the mapper no longer reports MAKEFLAGS assignments?):\n%s", n, raw)
+	}
+	if strings.Contains(string(raw), "s3cr3t") {
+		t.Errorf("decision log holds an env value:\n%s", raw)
+	}
+}
