@@ -216,16 +216,15 @@ func systemdAnalyze(t *testing.T) string {
 }
 
 // unitsToVerify returns the directory holding the units to verify: this
-// one when the binary is installed at ExecStart's path (always in CI),
-// else a copy whose ExecStart points at a stand-in executable, so that
-// everything but the binary's path is still verified on a developer's box.
+// one when the binary is installed at ExecStart's path, else a copy whose
+// ExecStart points at a stand-in executable, so that every directive is
+// still verified before anything is installed (go test ./... runs before
+// CI installs the binary). systemd/verify.sh, run by CI after installing
+// the binary, verifies the committed files exactly as shipped.
 func unitsToVerify(t *testing.T) string {
 	t.Helper()
 	if fi, err := os.Stat(execStart); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
 		return "."
-	}
-	if testenv.InCI() {
-		t.Fatalf("%s is not installed; CI must install it first: go build -o %s ./cmd/build-service", execStart, execStart)
 	}
 	t.Logf("%s not installed: verifying a copy with ExecStart pointing at a stand-in", execStart)
 	dir := t.TempDir()
