@@ -795,6 +795,30 @@ func TestPolicyTooling(t *testing.T) {
 			t.Errorf("failing tests: %v", err)
 		}
 	})
+	t.Run("an operator allows SHELL= with data.json alone", func(t *testing.T) {
+		cfg := testConfig(t)
+		cfg.Policy.Directory = filepath.Join(t.TempDir(), "policy")
+		if err := ExportBundled(cfg.Policy.Directory); err != nil {
+			t.Fatal(err)
+		}
+		settings := `{"build_service": {"settings": {"make_args": {"allow_variables": ["SHELL"]}}}}`
+		if err := os.WriteFile(filepath.Join(cfg.Policy.Directory, "data.json"), []byte(settings), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		e := newEngine(t, cfg)
+		f := goodFacts()
+		f.Mapping.Make.Assignments = []mapper.Assignment{{Name: "SHELL", Op: "=", Value: "/bin/bash", Source: "argv"}}
+		if d := e.Decide(ctx, f); !d.Allow {
+			t.Errorf("SHELL= with the setting: %+v", d.Reasons)
+		}
+		f.Mapping.Make.Assignments[0].Name = "MAKE"
+		if d := e.Decide(ctx, f); d.Allow {
+			t.Error("MAKE= allowed by a setting that names only SHELL")
+		}
+		if e.Revision() == newEngine(t, testConfig(t)).Revision() {
+			t.Error("data.json does not change the revision")
+		}
+	})
 	t.Run("opa check with the schema catches a misspelt input field", func(t *testing.T) {
 		check := func() ([]byte, error) {
 			cmd := exec.Command("go", "tool", "opa", "check", "--strict",

@@ -4,8 +4,11 @@
 #   What makes make read code or files without a path option is denied by
 #   default: --eval/-E, != assignments (they run a shell command while make
 #   reads its command line), and command-line assignments of the variables
-#   below. An operator policy may allow them by editing denied_variables or
-#   deleting a rule.
+#   below. An operator may allow them without touching this file, with a
+#   data.json next to an exported copy of the policy:
+#     {"build_service": {"settings": {"make_args": {
+#        "allow_eval": true, "allow_shell_assignments": true,
+#        "allow_variables": ["SHELL"]}}}}
 package build_service.make_args
 
 import data.build_service.lib
@@ -19,6 +22,13 @@ denied_variables := {
 	"MAKE": "it changes the program that sub-makes run",
 }
 
+# Operator settings (data.json); absent means everything above is denied.
+default settings := {}
+
+settings := data.build_service.settings.make_args
+
+allowed(name) if settings[name] == true
+
 deny contains {
 	"rule": "make_args.parse_error",
 	"reason": sprintf("make arguments not understood: %s", [input.make.parse_error]),
@@ -31,6 +41,7 @@ deny contains {
 	"reason": "--eval/-E is denied: it lets make read code and files that no path check sees",
 } if {
 	count(input.make.eval) > 0
+	not allowed("allow_eval")
 }
 
 deny contains {
@@ -39,6 +50,7 @@ deny contains {
 } if {
 	some a in input.make.assignments
 	a.op == "!="
+	not allowed("allow_shell_assignments")
 }
 
 deny contains {
@@ -47,4 +59,5 @@ deny contains {
 } if {
 	some a in input.make.assignments
 	why := denied_variables[a.name]
+	not a.name in object.get(settings, "allow_variables", [])
 }

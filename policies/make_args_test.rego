@@ -51,3 +51,25 @@ test_a_denied_variable_from_GNUMAKEFLAGS_says_where_it_came_from if {
 	some d in denials(fixtures.with_make({"assignments": [assignment("SHELL", "+=", "GNUMAKEFLAGS")]}))
 	d.reason == "command-line assignment of SHELL (from GNUMAKEFLAGS) is denied: it changes the program that runs every recipe"
 }
+
+test_an_operator_can_allow_each_one_in_data if {
+	req := fixtures.with_make({
+		"eval": ["x := 1"],
+		"assignments": [assignment("X", "!=", "argv"), assignment("SHELL", "=", "argv"), assignment("MAKE", "=", "argv")],
+	})
+	d := make_args.deny with input as req
+		with data.config as fixtures.config
+		with data.build_service.settings.make_args as {
+			"allow_eval": true,
+			"allow_shell_assignments": true,
+			"allow_variables": ["SHELL"],
+		}
+	{x.reason | some x in d} == {"command-line assignment of MAKE is denied: it changes the program that sub-makes run"}
+}
+
+test_a_setting_that_is_not_true_allows_nothing if {
+	d := make_args.deny with input as fixtures.with_make({"eval": ["x := 1"]})
+		with data.config as fixtures.config
+		with data.build_service.settings.make_args as {"allow_eval": "yes"}
+	count(d) == 1
+}
