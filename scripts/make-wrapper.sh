@@ -29,7 +29,7 @@ fi
 # is_wrapper FILE: FILE is a script carrying the marker on its second line.
 # Only shell builtins: PATH may hold nothing but this wrapper and build-cli.
 is_wrapper() {
-	l1= l2=
+	l1='' l2=''
 	{ IFS= read -r l1 && IFS= read -r l2; } <"$1" 2>/dev/null
 	case $l1 in '#!'*) ;; *) return 1 ;; esac
 	case $l2 in *"$marker"*) return 0 ;; esac
@@ -72,7 +72,9 @@ fi
 # A real make: the first `make` on PATH that is neither this script (same
 # file, compared by device and inode through -ef) nor any other copy of the
 # wrapper (it carries the marker), so there is no exec loop; the pid check
-# at the top catches anything that slips through.
+# at the top catches anything that slips through. -ef is not in POSIX but
+# dash, bash, ksh and busybox sh have it; where a shell lacks it, [ fails,
+# and the marker check still recognises this very file.
 real=
 oldifs=$IFS
 IFS=:
@@ -80,6 +82,7 @@ set -f # PATH entries are not glob patterns
 for dir in $PATH; do
 	[ -n "$dir" ] || dir=.
 	cand=$dir/make
+	# shellcheck disable=SC3013
 	if [ -f "$cand" ] && [ -x "$cand" ] && ! [ "$cand" -ef "$0" ] && ! is_wrapper "$cand"; then
 		real=$cand
 		break
