@@ -67,6 +67,9 @@ type decisionLog struct {
 	mu   sync.Mutex // serialises writes (one line per Write)
 	out  *lumberjack.Logger
 	refs int
+	// closed is set (under mu) when the last engine closed the file, so a
+	// late write cannot make lumberjack reopen it.
+	closed bool
 }
 
 var (
@@ -105,6 +108,7 @@ func (l *decisionLog) close() error {
 	delete(logs, l.path)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.closed = true
 	if err := l.out.Close(); err != nil {
 		return fmt.Errorf("close decision log %s: %w", l.path, err)
 	}
@@ -118,6 +122,9 @@ func (l *decisionLog) write(e *Engine, f Facts, ev evaluation) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
 	_, _ = l.out.Write(append(line, '\n'))
 }
 

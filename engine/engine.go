@@ -20,6 +20,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -48,6 +49,7 @@ type Engine struct {
 	revision string
 	query    rego.PreparedEvalQuery
 	log      *decisionLog // nil: no decision log
+	closeLog sync.Once
 }
 
 // New loads the bundled policy, or cfg.Policy.Directory when set, compiles
@@ -143,13 +145,16 @@ func (e *Engine) Source() string { return e.source }
 
 // Close closes the decision log (shared with other engines on the same
 // file until the last one closes).
+// Closing twice is harmless; a Decide after Close still decides but logs
+// only while another engine keeps the file open.
 func (e *Engine) Close() error {
-	if e.log == nil {
-		return nil
-	}
-	l := e.log
-	e.log = nil
-	return l.close()
+	var err error
+	e.closeLog.Do(func() {
+		if e.log != nil {
+			err = e.log.close()
+		}
+	})
+	return err
 }
 
 // Input returns the input document the policy would see for f, in its

@@ -691,6 +691,10 @@ func TestDecisionLog(t *testing.T) {
 	if err := again.Close(); err != nil {
 		t.Fatal(err)
 	}
+	again.Decide(context.Background(), f) // after the last close: decided, not logged
+	if err := again.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
 
 	path := filepath.Join(cfg.Logging.Directory, "decisions.log")
 	st, err := os.Stat(path)
