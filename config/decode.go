@@ -52,18 +52,6 @@ type source struct {
 	lines map[string]int // dotted key (with [i] for array entries) -> first line
 }
 
-// replaced lists the defaults that a file replaces instead of merging into:
-// go-toml decodes a table into an existing map by adding keys, which for
-// build.commands would keep "make" allowed in a file that lists only cmake.
-var replaced = []string{
-	"build.commands",
-	"build.path_mappings",
-	"build.environment.allow",
-	"build.identity.deny_groups",
-	"build.sandbox.writable",
-	"build.sandbox.readable",
-}
-
 func decode(data []byte, name string) (*Config, error) {
 	lines, err := keyLines(data)
 	if err != nil {
@@ -71,13 +59,27 @@ func decode(data []byte, name string) (*Config, error) {
 		// wording and position; keyLines only needs a well-formed file.
 		lines = map[string]int{}
 	}
+	// go-toml decodes a table into an existing map by adding keys, which
+	// would keep the default "make" allowed in a file whose
+	// [build.commands] lists only cmake. So lists and tables start empty
+	// and get their default only when the file does not mention them.
 	c := Default()
-	c.Build.Commands = nil
+	d := Default()
+	c.Build.Commands = map[string]string{}
 	c.Build.PathMappings = nil
-	c.Build.Environment.Allow = nil
-	c.Build.Identity.DenyGroups = nil
-	c.Build.Sandbox.Writable = nil
-	c.Build.Sandbox.Readable = nil
+	lists := []struct {
+		key      string
+		field    *[]string
+		fallback []string
+	}{
+		{"build.environment.allow", &c.Build.Environment.Allow, d.Build.Environment.Allow},
+		{"build.identity.deny_groups", &c.Build.Identity.DenyGroups, d.Build.Identity.DenyGroups},
+		{"build.sandbox.writable", &c.Build.Sandbox.Writable, d.Build.Sandbox.Writable},
+		{"build.sandbox.readable", &c.Build.Sandbox.Readable, d.Build.Sandbox.Readable},
+	}
+	for _, l := range lists {
+		*l.field = nil
+	}
 
 	dec := toml.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -85,34 +87,19 @@ func decode(data []byte, name string) (*Config, error) {
 		return nil, translate(err, name)
 	}
 
-	d := Default()
-	present := func(key string) bool { _, ok := lines[key]; return ok }
-	if !present("build.commands") {
+	if _, ok := lines["build.commands"]; !ok {
 		c.Build.Commands = d.Build.Commands
-	}
-	if c.Build.Commands == nil {
-		c.Build.Commands = map[string]string{}
 	}
 	if c.Build.PathMappings == nil {
 		c.Build.PathMappings = []PathMapping{}
 	}
-	if !present("build.environment.allow") {
-		c.Build.Environment.Allow = d.Build.Environment.Allow
-	}
-	if !present("build.identity.deny_groups") {
-		c.Build.Identity.DenyGroups = d.Build.Identity.DenyGroups
-	}
-	if !present("build.sandbox.writable") {
-		c.Build.Sandbox.Writable = d.Build.Sandbox.Writable
-	}
-	if !present("build.sandbox.readable") {
-		c.Build.Sandbox.Readable = d.Build.Sandbox.Readable
-	}
-	// An empty TOML array decodes to nil; keep "present but empty" and
-	// "default" apart only by content, never by nil-ness, for callers.
-	for _, p := range []*[]string{&c.Build.Environment.Allow, &c.Build.Identity.DenyGroups, &c.Build.Sandbox.Writable, &c.Build.Sandbox.Readable} {
-		if *p == nil {
-			*p = []string{}
+	for _, l := range lists {
+		if _, ok := lines[l.key]; !ok {
+			*l.field = l.fallback
+		}
+		// An empty TOML array decodes to nil; callers see [] either way.
+		if *l.field == nil {
+			*l.field = []string{}
 		}
 	}
 	c.src = &source{name: name, lines: lines}
