@@ -199,10 +199,11 @@ func (c *Config) Validate() error {
 	}
 	if b.Environment.Path == "" {
 		v.add("build.environment.path", "must not be empty")
-	}
-	for _, d := range strings.Split(b.Environment.Path, ":") {
-		if b.Environment.Path != "" && !filepath.IsAbs(d) {
-			v.add("build.environment.path", "element %q is not an absolute directory (an empty or relative element makes the build search its working directory)", d)
+	} else {
+		for _, d := range strings.Split(b.Environment.Path, ":") {
+			if !filepath.IsAbs(d) {
+				v.add("build.environment.path", "element %q is not an absolute directory (an empty or relative element makes the build search its working directory)", d)
+			}
 		}
 	}
 
