@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -69,6 +70,17 @@ func (cs *connState) refuse(code int, msg string) {
 	cs.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	cs.say(msg)
 	cs.send(exitEvent(code, false))
+}
+
+// refuseEarly refuses a connection before its request was read: the
+// refusal goes out first, then the request is drained for a moment, so a
+// client that writes its request right after connecting (build-cli) is
+// not answered with a broken pipe that hides the message. The drain is
+// short and bounded, so a flood of refused connections cannot hold fds.
+func (cs *connState) refuseEarly(code int, msg string) {
+	cs.refuse(code, msg)
+	cs.conn.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
+	io.Copy(io.Discard, io.LimitReader(cs.conn, protocol.MaxRequestBytes))
 }
 
 func stderrEvent(data string) protocol.Event {
@@ -158,7 +170,7 @@ func (s *Server) handle(c *net.UnixConn) {
 
 	if reason := s.admitConn(cs, cfg.Service); reason != "" {
 		log.Warn().Str("reason", reason).Msg("connection refused")
-		cs.refuse(protocol.ExitUnavailable, reason)
+		cs.refuseEarly(protocol.ExitUnavailable, reason)
 		return
 	}
 	defer s.dropConn(cs)
@@ -166,7 +178,7 @@ func (s *Server) handle(c *net.UnixConn) {
 	if s.selfUID != 0 && cred.UID != s.selfUID {
 		reason := fmt.Sprintf("denied: this build-service runs unprivileged as uid %d and serves only that uid (you are uid %d)", s.selfUID, cred.UID)
 		log.Warn().Str("reason", reason).Msg("connection refused")
-		cs.refuse(protocol.ExitDenied, reason)
+		cs.refuseEarly(protocol.ExitDenied, reason)
 		return
 	}
 
@@ -367,14 +379,27 @@ func (s *Server) build(ctx context.Context, cs *connState, r *bufio.Reader, gen 
 		Int("run_uid", int(job.Cred.UID)).
 		Int("run_gid", int(job.Cred.GID)).
 		Msg("build started")
+	// The executor starts the build with Pdeathsig, which the kernel ties
+	// to the OS thread that forked, not to the process; and the mapper
+	// ends threads (it changes a locked thread's file-system identity and
+	// lets the thread die). Hold this goroutine's thread for the build's
+	// whole life so no thread that forked a running build can be handed to
+	// the mapper and killed under it (that SIGKILLed builds at random under
+	// load).
+	runtime.LockOSThread()
 	res := s.exec.Run(buildCtx, job, cs.send, signals)
+	runtime.UnlockOSThread()
 	stuck.Stop()
 	stopOnCancel()
+	// Whether the client left during the build, not after its exit event.
+	goneMu.Lock()
+	gone := clientGone
+	goneMu.Unlock()
 
-	if res.StartErr != nil {
-		cs.say(fmt.Sprintf("cannot start %s: %v", job.Path, res.StartErr))
-	}
 	ev := exitEvent(res.Code, res.TimedOut)
+	if res.StartErr != nil {
+		ev.Reasons = []string{oneLine(fmt.Sprintf("cannot start %s: %v", job.Path, res.StartErr))}
+	}
 	ev.Signal = res.Signal
 	ev.DurationMS = res.Duration.Milliseconds()
 	ev.DecisionID = d.DecisionID
@@ -383,9 +408,6 @@ func (s *Server) build(ctx context.Context, cs *connState, r *bufio.Reader, gen 
 	cs.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	sendErr := cs.send(ev)
 
-	goneMu.Lock()
-	gone := clientGone
-	goneMu.Unlock()
 	end := log.Info()
 	if res.StartErr != nil || sendErr != nil && !gone {
 		end = log.Warn()

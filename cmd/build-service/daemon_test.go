@@ -47,11 +47,8 @@ func TestDaemonRunsARealBuildAsTheCallerAndDeniesEscapes(t *testing.T) {
 		}
 	})
 	t.Run("the log has a start line and a line per build start and end", func(t *testing.T) {
-		log := d.log.String()
 		for _, want := range []string{"build-service started", "policy_revision=", "cgroup_mode=", "socket=" + e.sock, "build started", "build finished", "exit_code=2", "request denied"} {
-			if !strings.Contains(log, want) {
-				t.Errorf("log lacks %q", want)
-			}
+			waitFor(t, "log line with "+want, func() bool { return strings.Contains(d.log.String(), want) })
 		}
 		if b, err := os.ReadFile(filepath.Join(e.dir, "log", "build-service.log")); err != nil || !bytes.Contains(b, []byte("build finished")) {
 			t.Errorf("log file: %v", err)
@@ -249,9 +246,7 @@ func TestSocketActivationUsesTheInheritedSocketAndLeavesItInPlace(t *testing.T) 
 		// LISTEN_FDS would find it in use and fail.
 	})
 	f.Close()
-	if !strings.Contains(d.log.String(), "socket_activated=true") {
-		t.Errorf("start line does not say socket_activated=true")
-	}
+	waitFor(t, "the start line with socket_activated=true", func() bool { return strings.Contains(d.log.String(), "socket_activated=true") })
 	r := e.cli(e.alice, e.proj(e.alice), "make", "all")
 	if r.code != 0 {
 		t.Errorf("build over the inherited socket: %+v", r)
@@ -273,6 +268,7 @@ func TestSIGHUPWithABrokenPolicyKeepsTheOldOneAndAGoodOneReplacesIt(t *testing.T
 	}
 	e.extra = "[policy]\ndirectory = " + quoteTOML(pol) + "\n"
 	d := e.startDaemon(nil)
+	waitFor(t, "the start line", func() bool { return strings.Contains(d.log.String(), "build-service started") })
 	rev1 := field(d.log.String(), "policy_revision=")
 
 	// Break the policy: a syntax error.
@@ -318,9 +314,7 @@ func TestUnprivilegedDaemonServesOnlyItsOwnUID(t *testing.T) {
 	d := e.startDaemon(func(c *exec.Cmd) {
 		c.SysProcAttr = &syscall.SysProcAttr{Credential: credOf(e.bob)}
 	})
-	if !strings.Contains(d.log.String(), "dev_mode=true") {
-		t.Errorf("start line does not say dev_mode=true")
-	}
+	waitFor(t, "the start line with dev_mode=true", func() bool { return strings.Contains(d.log.String(), "dev_mode=true") })
 	r := e.cli(e.bob, e.proj(e.bob), "make", "all")
 	if r.code != 0 || !strings.Contains(r.stdout, "hello bs-bob") {
 		t.Errorf("bob's own build: %+v", r)

@@ -218,6 +218,12 @@ func newEnv(t *testing.T) *env {
 func (e *env) proj(u testenv.User) string { return filepath.Join(e.dir, "ws", u.Name, "proj") }
 
 func (e *env) writeConfig() {
+	e.writeConfigWith(nil, "")
+}
+
+// writeConfigWith writes the config with extra [service] lines and a final
+// edit.
+func (e *env) writeConfigWith(edit func(string) string, service string) {
 	cfg := fmt.Sprintf(`schema_version = "1"
 [service]
 socket_path = %q
@@ -225,7 +231,7 @@ socket_group = "bs-team"
 socket_mode = "0660"
 request_timeout_sec = 3
 shutdown_grace_sec = 1
-[build]
+%s[build]
 workspace_root = %q
 [build.timeouts]
 kill_grace_sec = 1
@@ -233,7 +239,10 @@ kill_grace_sec = 1
 directory = %q
 console = true
 level = "info"
-%s`, e.sock, filepath.Join(e.dir, "ws"), filepath.Join(e.dir, "log"), e.extra)
+%s`, e.sock, service, filepath.Join(e.dir, "ws"), filepath.Join(e.dir, "log"), e.extra)
+	if edit != nil {
+		cfg = edit(cfg)
+	}
 	if err := os.WriteFile(e.cfgPath, []byte(cfg), 0o644); err != nil {
 		e.t.Fatal(err)
 	}
@@ -253,6 +262,18 @@ type daemon struct {
 func (e *env) startDaemon(cmdMod func(*exec.Cmd)) *daemon {
 	e.t.Helper()
 	e.writeConfig()
+	return e.launch(cmdMod)
+}
+
+// startDaemonWith is startDaemon with a config edit and extra [service] lines.
+func (e *env) startDaemonWith(edit func(string) string, service string) *daemon {
+	e.t.Helper()
+	e.writeConfigWith(edit, service)
+	return e.launch(nil)
+}
+
+func (e *env) launch(cmdMod func(*exec.Cmd)) *daemon {
+	e.t.Helper()
 	d := &daemon{t: e.t, log: &syncBuffer{}, done: make(chan struct{}), state: make(chan string, 64)}
 	nsock := filepath.Join(e.dir, fmt.Sprintf("notify-%d.sock", time.Now().UnixNano()))
 	nconn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: nsock, Net: "unixgram"})
@@ -472,3 +493,5 @@ func sleepers() []string {
 }
 
 func testGroup(t *testing.T) int { return testenv.GroupID(t, testenv.GroupShared) }
+
+func sprintf(format string, a ...any) string { return fmt.Sprintf(format, a...) }
