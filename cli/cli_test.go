@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"reflect"
 	"strings"
@@ -455,5 +456,33 @@ func TestUsageAndVersion(t *testing.T) {
 	res = runCLI(t, []string{"--version"}, nil, nil)
 	if res.code != 0 || !strings.HasPrefix(res.stdout, "build-cli ") || strings.Count(res.stdout, "\n") != 1 {
 		t.Fatalf("version: exit %d stdout %q", res.code, res.stdout)
+	}
+}
+
+func TestADaemonThatRefusesBeforeReadingIsHeardNotABrokenPipe(t *testing.T) {
+	path := t.TempDir() + "/build.sock"
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		// Over the connection cap: explain, then close without reading.
+		ev := protocol.ExitEvent(125, false)
+		protocol.WriteEvent(c, protocol.OutputEvent(protocol.EventStderr, "build-service: too many connections for uid 1000 (limit 4)\n"))
+		protocol.WriteEvent(c, ev)
+		c.Close()
+	}()
+	testHookBeforeSend = func() { <-closed }
+	defer func() { testHookBeforeSend = nil }()
+	res := runCLI(t, []string{"--socket", path, "make"}, nil, nil)
+	if res.code != 125 || res.stderr != "build-service: too many connections for uid 1000 (limit 4)\n" {
+		t.Fatalf("exit %d stderr %q", res.code, res.stderr)
 	}
 }

@@ -27,11 +27,16 @@ const (
 	GiveUpSignals = 3
 )
 
+// testHookBeforeSend lets a test order a daemon's early close before the
+// request is written.
+var testHookBeforeSend func()
+
 // outcome is how a connection ended: the exit code and, for the codes
 // build-cli explains itself, the one line to print.
 type outcome struct {
-	code int
-	msg  string
+	code     int
+	msg      string
+	answered bool // the daemon sent an exit event
 }
 
 // Run sends req to the daemon at socket, relays the events to sys.Stdout and
@@ -47,11 +52,11 @@ func Run(ctx context.Context, socket string, req *protocol.Request, sys IO) int 
 }
 
 func unreachable(socket string, format string, args ...any) outcome {
-	return outcome{protocol.ExitUnavailable, fmt.Sprintf("build-cli: build-service unreachable at %s: %s", socket, fmt.Sprintf(format, args...))}
+	return outcome{code: protocol.ExitUnavailable, msg: fmt.Sprintf("build-cli: build-service unreachable at %s: %s", socket, fmt.Sprintf(format, args...))}
 }
 
 func protocolError(format string, args ...any) outcome {
-	return outcome{protocol.ExitUnavailable, "build-cli: protocol error: " + fmt.Sprintf(format, args...)}
+	return outcome{code: protocol.ExitUnavailable, msg: "build-cli: protocol error: " + fmt.Sprintf(format, args...)}
 }
 
 func run(ctx context.Context, socket string, req *protocol.Request, sys IO) outcome {
@@ -59,7 +64,7 @@ func run(ctx context.Context, socket string, req *protocol.Request, sys IO) outc
 	if err != nil {
 		// Only what the user typed or set can get here (a non-UTF-8 argument,
 		// too many arguments): say so rather than send something else.
-		return outcome{protocol.ExitUnavailable, "build-cli: cannot send this request: " + strings.TrimPrefix(err.Error(), "request: ")}
+		return outcome{code: protocol.ExitUnavailable, msg: "build-cli: cannot send this request: " + strings.TrimPrefix(err.Error(), "request: ")}
 	}
 	d := net.Dialer{Timeout: dialTimeout}
 	conn, err := d.DialContext(ctx, "unix", socket)
@@ -73,7 +78,17 @@ func run(ctx context.Context, socket string, req *protocol.Request, sys IO) outc
 		return outcome{code: exitCodeFor(sig)}
 	default:
 	}
+	if testHookBeforeSend != nil {
+		testHookBeforeSend()
+	}
 	if err := writeLine(conn, line); err != nil {
+		// A daemon that refuses a connection (too many open) may answer and
+		// close before reading: its explanation is still readable, and
+		// worth more than "broken pipe".
+		conn.SetReadDeadline(time.Now().Add(writeTimeout))
+		if o := relay(conn, socket, req.Command, sys); o.answered {
+			return o
+		}
 		return unreachable(socket, "send request: %s", reason(err))
 	}
 
@@ -88,7 +103,7 @@ func run(ctx context.Context, socket string, req *protocol.Request, sys IO) outc
 		case <-ctx.Done():
 			conn.Close()
 			<-done
-			return outcome{protocol.ExitUnavailable, "build-cli: " + ctx.Err().Error()}
+			return outcome{code: protocol.ExitUnavailable, msg: "build-cli: " + ctx.Err().Error()}
 		case sig := <-sys.Signals:
 			signals++
 			name := protocol.SignalName(sysSignal(sig))
@@ -98,7 +113,7 @@ func run(ctx context.Context, socket string, req *protocol.Request, sys IO) outc
 			if signals >= GiveUpSignals {
 				conn.Close() // the daemon cancels the build on EOF
 				<-done
-				return outcome{exitCodeFor(sig), fmt.Sprintf("build-cli: no exit from build-service after %d signals; disconnected, the build is being cancelled", signals)}
+				return outcome{code: exitCodeFor(sig), msg: fmt.Sprintf("build-cli: no exit from build-service after %d signals; disconnected, the build is being cancelled", signals)}
 			}
 			ctl, _ := protocol.EncodeControl(name)
 			// Never half-close: a failed control write just means the
@@ -143,7 +158,7 @@ func relay(conn net.Conn, socket, command string, sys IO) outcome {
 		switch ev.Type {
 		case protocol.EventStdout:
 			if _, err := io.WriteString(sys.Stdout, ev.Data); err != nil {
-				return outcome{protocol.ExitUnavailable, "build-cli: write standard output: " + reason(err)}
+				return outcome{code: protocol.ExitUnavailable, msg: "build-cli: write standard output: " + reason(err)}
 			}
 		case protocol.EventStderr:
 			if ev.Denied || ev.StartError {
@@ -151,10 +166,12 @@ func relay(conn net.Conn, socket, command string, sys IO) outcome {
 				continue
 			}
 			if _, err := io.WriteString(sys.Stderr, ev.Data); err != nil {
-				return outcome{protocol.ExitUnavailable, "build-cli: write standard error: " + reason(err)}
+				return outcome{code: protocol.ExitUnavailable, msg: "build-cli: write standard error: " + reason(err)}
 			}
 		case protocol.EventExit:
-			return exitOutcome(ev, command, held, sys)
+			o := exitOutcome(ev, command, held, sys)
+			o.answered = true
+			return o
 		default:
 			// A type this client does not know: DESIGN.md promises new
 			// information only as optional fields, so skip it.
@@ -180,9 +197,9 @@ func exitOutcome(ev protocol.Event, command string, held []string, sys IO) outco
 	}
 	switch {
 	case ev.Denied:
-		return outcome{protocol.ExitDenied, "build-cli: denied: " + why()}
+		return outcome{code: protocol.ExitDenied, msg: "build-cli: denied: " + why()}
 	case ev.StartError:
-		return outcome{protocol.ExitCannotStart, fmt.Sprintf("build-cli: could not start %s: %s", oneLine(command), why())}
+		return outcome{code: protocol.ExitCannotStart, msg: fmt.Sprintf("build-cli: could not start %s: %s", oneLine(command), why())}
 	}
 	// The daemon marked a message that turned out not to be a refusal:
 	// show it rather than lose it.
