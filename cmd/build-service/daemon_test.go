@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"net"
@@ -291,6 +292,11 @@ func TestSIGHUPWithABrokenPolicyKeepsTheOldOneAndAGoodOneReplacesIt(t *testing.T
 	if fixed == string(good) {
 		t.Fatal("could not edit the exported policy")
 	}
+	// A build in flight across the reload is not touched.
+	inflight := dialAs(t, e.bob, e.sock)
+	req, _ := protocol.EncodeRequest(&protocol.Request{SchemaVersion: "1", Command: "make", Args: []string{"wait"}, Cwd: e.proj(e.bob)})
+	inflight.Write(req)
+	waitFor(t, "the in-flight build", func() bool { return d.log.count("build started") == 2 })
 	os.WriteFile(cmdRego, []byte(fixed), 0o644)
 	d.cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, "the reload in the log", func() bool { return strings.Contains(d.log.String(), "reloaded config and policy") })
@@ -301,6 +307,10 @@ func TestSIGHUPWithABrokenPolicyKeepsTheOldOneAndAGoodOneReplacesIt(t *testing.T
 	r := e.cli(e.alice, e.proj(e.alice), "make", "all")
 	if r.code != 126 || !strings.Contains(r.stderr, `command "make" is not allowed`) {
 		t.Errorf("the new policy is not in force: %+v", r)
+	}
+	evs, err := readEvents(t, inflight)
+	if err != nil || *evs[len(evs)-1].Code != 0 || evs[0].Data != "waited\n" {
+		t.Errorf("the build in flight during the reload: %v %+v", err, evs)
 	}
 }
 
@@ -408,4 +418,75 @@ func field(log, prefix string) string {
 		v = v[:j]
 	}
 	return v
+}
+
+func TestDoctorTimeoutCapAndDecisionIDTracing(t *testing.T) {
+	e := newEnv(t)
+	d := e.startDaemon(nil)
+	t.Run("a doctor request reports how the daemon sees the caller and runs nothing", func(t *testing.T) {
+		c := dialAs(t, e.alice, e.sock)
+		req, err := protocol.EncodeRequest(&protocol.Request{SchemaVersion: "1", Type: "doctor", Command: "make", Cwd: e.proj(e.alice)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write(req)
+		evs, err := readEvents(t, c)
+		if err != nil || len(evs) != 2 || *evs[1].Code != 0 || evs[1].DecisionID == "" {
+			t.Fatalf("%v %+v", err, evs)
+		}
+		var rep struct {
+			Peer     struct{ UID, GID int }
+			Account  struct{ Name string }
+			Identity struct{ UID int }
+			Mapping  struct {
+				Cwd struct {
+					Resolved string
+					Inside   bool `json:"inside_workspace"`
+				}
+			}
+			Allowed bool
+		}
+		if err := json.Unmarshal([]byte(evs[0].Data), &rep); err != nil {
+			t.Fatalf("doctor report %q: %v", evs[0].Data, err)
+		}
+		if rep.Peer.UID != e.alice.UID || rep.Account.Name != e.alice.Name || rep.Identity.UID != e.alice.UID ||
+			rep.Mapping.Cwd.Resolved != e.proj(e.alice) || !rep.Mapping.Cwd.Inside || !rep.Allowed {
+			t.Errorf("doctor report: %+v", rep)
+		}
+		if d.log.count("build started") != 0 {
+			t.Errorf("a doctor request started a build")
+		}
+	})
+	t.Run("a timeout above max_sec is capped and the client is told", func(t *testing.T) {
+		r := e.cli(e.bob, e.proj(e.bob), "--timeout", "99999", "make", "all")
+		if r.code != 0 || !strings.Contains(r.stderr, "timeout capped at 3600 s") {
+			t.Errorf("%+v", r)
+		}
+	})
+	t.Run("the exit event's decision_id is the one in the build's log lines", func(t *testing.T) {
+		c := dialAs(t, e.bob, e.sock)
+		req, _ := protocol.EncodeRequest(&protocol.Request{SchemaVersion: "1", RequestID: "trace-me", Command: "make", Args: []string{"all"}, Cwd: e.proj(e.bob)})
+		c.Write(req)
+		evs, err := readEvents(t, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := evs[len(evs)-1].DecisionID
+		if id == "" {
+			t.Fatalf("no decision_id in %+v", evs)
+		}
+		waitFor(t, "the end line", func() bool { return d.log.count("decision_id="+id) == 2 })
+		for _, l := range strings.Split(d.log.String(), "\n") {
+			if strings.Contains(l, "decision_id="+id) && !strings.Contains(l, "request_id=trace-me") {
+				t.Errorf("line with the decision id lacks the request id: %s", l)
+			}
+		}
+		dl, _ := os.ReadFile(filepath.Join(e.dir, "log", "decisions.log"))
+		if !bytes.Contains(dl, []byte(id)) {
+			t.Errorf("decision %s not in the decision log", id)
+		}
+	})
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	d.waitState("STOPPING=1")
+	<-d.done
 }

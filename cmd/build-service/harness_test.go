@@ -205,7 +205,8 @@ func newEnv(t *testing.T) *env {
 		}
 		mk := "all:\n\t@echo hello $$(id -un) from $$(pwd)\n" +
 			"slow:\n\t@echo started; sleep 31.4159\n" +
-			"fail:\n\t@false\n"
+			"fail:\n\t@false\n" +
+			"wait:\n\t@sleep 2; echo waited\n"
 		os.WriteFile(filepath.Join(proj, "Makefile"), []byte(mk), 0o644)
 		for _, p := range []string{filepath.Join(dir, "ws", u.Name), proj, filepath.Join(proj, "Makefile")} {
 			os.Chown(p, u.UID, u.GID)
