@@ -7,6 +7,7 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"syscall"
 
 	"github.com/build-service/build-service/cli"
 )
@@ -20,7 +21,9 @@ func main() {
 		Stdout:    os.Stdout,
 		Stderr:    os.Stderr,
 		LookupEnv: os.LookupEnv,
-		Getwd:     os.Getwd,
-		Signals:   sigs,
+		// The physical directory, as make's $(CURDIR) would be: os.Getwd
+		// trusts $PWD, whose container-side symlinks mean nothing on the host.
+		Getwd:   syscall.Getwd,
+		Signals: sigs,
 	}))
 }

@@ -238,3 +238,25 @@ func TestVersionComesFromBuildInfo(t *testing.T) {
 		t.Fatalf("--version printed %q", stdout)
 	}
 }
+
+// make's $(CURDIR) is the physical directory; a $PWD through a symlink
+// (which may point at a container-only absolute path) must not be sent.
+func TestSendsThePhysicalDirectoryNotPWD(t *testing.T) {
+	real := t.TempDir()
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	d := startDaemon(t, func(c net.Conn, _ *bufio.Reader, req *protocol.Request) {
+		got <- req.Cwd
+		send(t, c, protocol.ExitEvent(0, false))
+	})
+	cmd, _, stderr := command(link, []string{"BUILD_SERVICE_SOCKET=" + d.path, "PWD=" + link}, "make")
+	if code := exitCode(t, cmd.Run()); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if cwd := <-got; cwd != real {
+		t.Fatalf("sent cwd %q, want the physical %q", cwd, real)
+	}
+}
