@@ -507,15 +507,27 @@ func TestInterrupt(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			stdout, err := cc.Cmd.StdoutPipe()
+			// An os.Pipe of our own, not StdoutPipe: Wait must not close
+			// it under the reader.
+			stdout, pw, err := os.Pipe()
 			if err != nil {
 				t.Fatal(err)
 			}
+			defer stdout.Close()
 			var stderr strings.Builder
-			cc.Cmd.Stderr = &stderr
-			if err := cc.Start(); err != nil {
+			cc.Cmd.Stdout, cc.Cmd.Stderr = pw, &stderr
+			err = cc.Start()
+			pw.Close()
+			if err != nil {
 				t.Fatal(err)
 			}
+			waited := false
+			defer func() {
+				if !waited {
+					cc.Cmd.Process.Kill()
+					cc.Wait()
+				}
+			}()
 			// The build runs once its first line comes back.
 			started := make(chan bool, 1)
 			go func() {
@@ -533,6 +545,7 @@ func TestInterrupt(t *testing.T) {
 			}()
 			if !<-started {
 				code, err := cc.Wait()
+				waited = true
 				t.Fatalf("the build never started: exit %d, %v, stderr %q", code, err, stderr.String())
 			}
 			if len(procsIn(hostProject)) == 0 {
@@ -541,6 +554,7 @@ func TestInterrupt(t *testing.T) {
 			start := time.Now()
 			cc.Cmd.Process.Signal(tc.sig)
 			code, err := cc.Wait()
+			waited = true
 			if err != nil {
 				t.Fatal(err)
 			}
