@@ -754,6 +754,19 @@ func TestPolicyTooling(t *testing.T) {
 			t.Errorf("line coverage %.2f%% < 95%%; not covered: %v", rep.Coverage, rep.NotCovered)
 		}
 	})
+	t.Run("a rule no test reaches lowers the coverage and is named", func(t *testing.T) {
+		half := writePolicy(t, map[string]string{
+			"p.rego":      "package p\n\na := 1\n\nb := 2 if {\n\tinput.x\n}\n",
+			"p_test.rego": "package p_test\n\ntest_a if data.p.a == 1\n",
+		})
+		rep, err := PolicyTests(ctx, half, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Passed != 1 || rep.Coverage >= 95 || !slices.ContainsFunc(rep.NotCovered, func(s string) bool { return strings.HasSuffix(s, "p.rego:6") }) {
+			t.Errorf("report %+v, want p.rego:6 not covered and coverage below 95%%", rep)
+		}
+	})
 	dir := filepath.Join(t.TempDir(), "policy")
 	t.Run("export writes the whole bundled set", func(t *testing.T) {
 		if err := ExportBundled(dir); err != nil {
