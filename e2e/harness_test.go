@@ -97,10 +97,13 @@ func buildBinaries() (string, error) {
 // owned, 0755 all the way up, as the daemon's ownership check demands):
 //
 //	opt/proprietary/{include,lib}   host-only library (hidden in containers)
-//	ws/<user>/workspace             host workspace, owned by the user
+//	ws/<user>/Makefile              root's probe makefile, for -C ../.. from workspace/probe
+//	ws/<user>/workspace             host workspace, owned by the user: hello/ (the example),
+//	                                probe/ (probe makefile; escape -> ../../../outside), markers/
 //	run/build.sock                  the daemon's socket
 //	outside/                        a directory outside every workspace
 //	ctr/                            hidden; in containers: ctr/bin (binaries), ctr/run (socket dir)
+//	daemon.log, log/                the daemon's console output, its log directory
 type world struct {
 	bin       string
 	base      string
