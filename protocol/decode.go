@@ -298,16 +298,22 @@ func (w *walker) wrapField(key string, err error) error {
 // str reads a string value. Strings arrive here valid UTF-8 without unpaired
 // surrogates (checked on the raw line), so only NUL is left to refuse.
 func (w *walker) str(name string) (string, error) {
+	return w.strOf(func() string { return name })
+}
+
+// strOf is str with the field's name made only when it is needed for an
+// error: a 64 KiB request may hold 20 000 args.
+func (w *walker) strOf(name func() string) (string, error) {
 	tok, err := w.token()
 	if err != nil {
 		return "", err
 	}
 	s, ok := tok.(string)
 	if !ok {
-		return "", w.fail("%s must be a string, not %s", name, kind(tok))
+		return "", w.fail("%s must be a string, not %s", name(), kind(tok))
 	}
 	if err := checkString(s); err != nil {
-		return "", w.fail("%s %v", name, err)
+		return "", w.fail("%s %v", name(), err)
 	}
 	return s, nil
 }
@@ -330,7 +336,8 @@ func (w *walker) strings(name string) ([]string, error) {
 	}
 	out := []string{}
 	for w.dec.More() {
-		s, err := w.str(fmt.Sprintf("%s[%d]", name, len(out)))
+		i := len(out)
+		s, err := w.strOf(func() string { return fmt.Sprintf("%s[%d]", name, i) })
 		if err != nil {
 			return nil, err
 		}
@@ -378,7 +385,7 @@ func (w *walker) env() (map[string]string, error) {
 			return nil, w.fail("duplicate env name %q", name)
 		}
 		// The value is never echoed: it may be a secret.
-		v, err := w.str(fmt.Sprintf("env[%q]", name))
+		v, err := w.strOf(func() string { return fmt.Sprintf("env[%q]", name) })
 		if err != nil {
 			return nil, err
 		}

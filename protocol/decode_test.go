@@ -294,3 +294,19 @@ func TestDecodeControl(t *testing.T) {
 		t.Fatalf("EncodeControl(KILL) succeeded")
 	}
 }
+
+// BenchmarkDecodeRequest decodes the worst honest case: a line at the 64 KiB
+// cap holding as many arguments as fit.
+func BenchmarkDecodeRequest(b *testing.B) {
+	r := &Request{SchemaVersion: "1", Command: "make", Cwd: "/w", Args: make([]string, 21000)}
+	line, err := EncodeRequest(r)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(line)))
+	for b.Loop() {
+		if _, err := DecodeRequest(line); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
