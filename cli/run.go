@@ -112,7 +112,12 @@ func run(ctx context.Context, socket string, req *protocol.Request, sys IO) outc
 			}
 			if signals >= GiveUpSignals {
 				conn.Close() // the daemon cancels the build on EOF
-				<-done
+				// The reader ends at once unless it is stuck writing to a
+				// paused terminal; the user asked to stop, so do not wait.
+				select {
+				case <-done:
+				case <-time.After(2 * time.Second):
+				}
 				return outcome{code: exitCodeFor(sig), msg: fmt.Sprintf("build-cli: no exit from build-service after %d signals; disconnected, the build is being cancelled", signals)}
 			}
 			ctl, _ := protocol.EncodeControl(name)
