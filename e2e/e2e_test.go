@@ -584,3 +584,36 @@ func TestInterrupt(t *testing.T) {
 		})
 	}
 }
+
+// TestUsersBuildAtOnce runs both users' builds at the same time through
+// one daemon: each gets its own output, as its own user.
+func TestUsersBuildAtOnce(t *testing.T) {
+	alice, bob := testenv.EnsureUsers(t)
+	w := newWorld(t, alice, bob)
+	users := []testenv.User{alice, bob}
+	results := make([]testenv.ContainerResult, len(users))
+	errs := make([]error, len(users))
+	done := make(chan int)
+	for i, u := range users {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+			c := w.container(u, nil, containerHome(u)+"/hello")
+			results[i], errs[i] = c.Run(ctx, "sh", "-c", `make -s -j4 check PROPRIETARY="$1" && make -s whoami`, "sh", w.prop)
+			done <- i
+		}()
+	}
+	for range users {
+		<-done
+	}
+	for i, u := range users {
+		res := results[i]
+		if errs[i] != nil {
+			t.Fatalf("%s: %v", u.Name, errs[i])
+		}
+		want := fmt.Sprintf("%s\nuid=%d gid=%d ", helloLine, u.UID, u.GID)
+		if res.Code != 0 || !strings.HasPrefix(res.Stdout, want) {
+			t.Errorf("%s: exit %d, stdout %q, want it to start with %q (stderr %q)", u.Name, res.Code, res.Stdout, want, res.Stderr)
+		}
+	}
+}

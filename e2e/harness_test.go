@@ -99,7 +99,7 @@ func buildBinaries() (string, error) {
 //	opt/proprietary/{include,lib}   host-only library (hidden in containers)
 //	ws/<user>/Makefile              root's probe makefile, for -C ../.. from workspace/probe
 //	ws/<user>/workspace             host workspace, owned by the user: hello/ (the example),
-//	                                probe/ (probe makefile; escape -> ../../../outside), markers/
+//	                                probe/ (probe makefile; escape -> base/outside), markers/
 //	run/build.sock                  the daemon's socket
 //	outside/                        a directory outside every workspace
 //	ctr/                            hidden; in containers: ctr/bin (binaries), ctr/run (socket dir)
