@@ -1,14 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/build-service/build-service/protocol"
 )
 
 // The wrapper is POSIX sh; the tests run it with dash (Debian's /bin/sh and
@@ -262,5 +266,24 @@ func TestWrapperWithRealBuildCLIReportsUnreachable(t *testing.T) {
 	want := "build-cli: build-service unreachable at " + sock + ": connect: no such file or directory\n"
 	if r.code != 125 || r.stderr != want {
 		t.Fatalf("exit %d stderr %q, want 125 %q", r.code, r.stderr, want)
+	}
+}
+
+// The whole container side: make (the wrapper) -> the real build-cli -> the
+// request the daemon decodes holds every argument exactly.
+func TestWrapperAndBuildCLIDeliverArgvToTheDaemon(t *testing.T) {
+	got := make(chan *protocol.Request, 1)
+	d := startDaemon(t, func(c net.Conn, _ *bufio.Reader, req *protocol.Request) {
+		got <- req
+		send(t, c, protocol.ExitEvent(0, false))
+	})
+	mk := installWrapper(t, filepath.Join(t.TempDir(), "bin"))
+	r := runWrapper(t, []string{"PATH=/usr/bin:/bin", "BUILD_CLI=" + binary, "BUILD_SERVICE_SOCKET=" + d.path}, append([]string{mk}, argvCheck...)...)
+	if r.code != 0 {
+		t.Fatalf("exit %d stderr %q", r.code, r.stderr)
+	}
+	req := <-got
+	if req.Command != "make" || strings.Join(req.Args, "\x00") != strings.Join(argvCheck, "\x00") {
+		t.Fatalf("daemon got %q %q, want make %q", req.Command, req.Args, argvCheck)
 	}
 }
