@@ -351,10 +351,22 @@ func (s *Server) release(g *Generation) {
 	}
 }
 
-func (s *Server) logStats() {
+// Stats are the server's live counters.
+type Stats struct {
+	Connections int // open connections past the caps check
+	Builds      int // build slots taken (deciding or running)
+}
+
+// Stats returns the live counters.
+func (s *Server) Stats() Stats {
 	s.mu.Lock()
-	conns, builds := len(s.conns), s.builds
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	return Stats{Connections: len(s.conns), Builds: s.builds}
+}
+
+func (s *Server) logStats() {
+	st := s.Stats()
+	conns, builds := st.Connections, st.Builds
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	s.log.Info().

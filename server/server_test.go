@@ -236,7 +236,9 @@ func TestBuildSlotIsReservedBeforeTheDecision(t *testing.T) {
 	}
 	h.runner.started = nil
 	h.honest("third")
+	h.eng.mu.Lock()
 	last := h.eng.loads[len(h.eng.loads)-1]
+	h.eng.mu.Unlock()
 	if last.User != 3 || last.Total != 3 {
 		t.Errorf("third request saw load %+v, want 3/3", last)
 	}
@@ -313,7 +315,7 @@ func TestShutdownGivesEveryClientAnExitEventAndRemovesTheSocket(t *testing.T) {
 		builds = append(builds, c)
 	}
 	idle := h.dial()
-	time.Sleep(100 * time.Millisecond) // let the idle one be accepted
+	waitUntil(t, "the idle connection is counted", func() bool { return h.srv.Stats().Connections == 4 })
 	results := make(chan []protocol.Event, 4)
 	for _, c := range append(builds, idle) {
 		go func() { results <- readEvents(t, c) }()
@@ -453,4 +455,15 @@ func TestListenPathSocketSetup(t *testing.T) {
 			t.Errorf("a socket was left behind")
 		}
 	})
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
