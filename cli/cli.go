@@ -110,7 +110,7 @@ func ParseArgs(args []string) (*Options, error) {
 			continue
 		case "--socket", "--timeout", "--request-id":
 		default:
-			return nil, fmt.Errorf("unknown option %q (options go before the command)", a)
+			return nil, fmt.Errorf("unknown option %q: options go before the command", a)
 		}
 		if !hasValue {
 			if i+1 >= len(args) {
@@ -222,7 +222,7 @@ func randomID() string {
 func Main(ctx context.Context, args []string, sys IO) int {
 	o, err := ParseArgs(args)
 	if err != nil {
-		fmt.Fprintf(sys.Stderr, "build-cli: %v\n%s", err, usage)
+		fmt.Fprintf(sys.Stderr, "build-cli: %v (see build-cli --help)\n", err)
 		return protocol.ExitUnavailable
 	}
 	switch {

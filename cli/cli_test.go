@@ -60,7 +60,7 @@ func TestParseArgs(t *testing.T) {
 		{name: "a zero timeout is passed on for the daemon to refuse", args: []string{"--timeout=0", "make"},
 			want: Options{TimeoutSec: ptr(0), Command: "make", Args: []string{}}},
 		{name: "--version needs no command", args: []string{"--version"}, want: Options{Version: true}},
-		{name: "an unknown option before the command is an error", args: []string{"-j4", "make"}, err: `unknown option "-j4" (options go before the command)`},
+		{name: "an unknown option before the command is an error", args: []string{"-j4", "make"}, err: `unknown option "-j4": options go before the command`},
 		{name: "no command is an error", args: []string{"--socket", "/s"}, err: "no command given"},
 		{name: "nothing at all is an error", args: nil, err: "no command given"},
 		{name: "an option without its value is an error", args: []string{"--socket"}, err: "option --socket needs a value"},
@@ -446,7 +446,7 @@ func TestSignalBeforeTheRequestIsSentRunsNothing(t *testing.T) {
 
 func TestUsageAndVersion(t *testing.T) {
 	res := runCLI(t, []string{"--bogus"}, nil, nil)
-	if res.code != 125 || !strings.HasPrefix(res.stderr, "build-cli: unknown option \"--bogus\" (options go before the command)\nusage: build-cli") {
+	if res.code != 125 || res.stderr != "build-cli: unknown option \"--bogus\": options go before the command (see build-cli --help)\n" {
 		t.Fatalf("exit %d stderr %q", res.code, res.stderr)
 	}
 	res = runCLI(t, []string{"--help"}, nil, nil)
