@@ -110,6 +110,9 @@ var (
 	errTooLong   = fmt.Errorf("request line longer than %d bytes", protocol.MaxRequestBytes)
 	errNoNewline = errors.New("request not terminated by a newline before the connection was closed")
 	errEmpty     = errors.New("empty request: the connection closed before any request line")
+	// errTooLongConsumed is errTooLong when the whole line, newline
+	// included, has already been read.
+	errTooLongConsumed = fmt.Errorf("%w", errTooLong)
 )
 
 // readLine reads one '\n'-terminated line of at most limit bytes
@@ -119,6 +122,10 @@ func readLine(r *bufio.Reader, limit int) ([]byte, error) {
 	for {
 		chunk, err := r.ReadSlice('\n')
 		if len(line)+len(chunk) > limit {
+			if err == nil {
+				// The newline came with the chunk: the line is consumed.
+				return nil, errTooLongConsumed
+			}
 			return nil, errTooLong
 		}
 		line = append(line, chunk...)
@@ -440,15 +447,17 @@ func (s *Server) readControl(r *bufio.Reader, signals chan<- syscall.Signal, log
 	for {
 		line, err := readLine(r, protocol.MaxControlBytes)
 		if errors.Is(err, errTooLong) {
-			// Skip the rest of the oversized line in bounded memory.
-			for {
-				_, err = r.ReadSlice('\n')
-				if !errors.Is(err, bufio.ErrBufferFull) {
-					break
+			if err != errTooLongConsumed {
+				// Skip the rest of the oversized line in bounded memory.
+				for {
+					_, err = r.ReadSlice('\n')
+					if !errors.Is(err, bufio.ErrBufferFull) {
+						break
+					}
 				}
-			}
-			if err != nil {
-				return !errors.Is(err, net.ErrClosed)
+				if err != nil {
+					return !errors.Is(err, net.ErrClosed)
+				}
 			}
 			if logged < 3 {
 				logged++

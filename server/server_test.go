@@ -200,8 +200,11 @@ func TestControlLinesForwardSignalsAndEOFCancels(t *testing.T) {
 	t.Run("an INT control line reaches the build", func(t *testing.T) {
 		c := h.dial()
 		c.Write(request("sig", "sleep"))
-		c.Write([]byte(`{"type":"bogus"}` + "\n" + strings.Repeat("x", 5000) + "\n"))
-		c.Write([]byte(`{"type":"signal","signal":"INT"}` + "\n"))
+		// Garbage is ignored, not fatal: an unknown type, a line over
+		// 1 KiB that spans reads, one that fits one read (its newline
+		// must not eat the next line), then the signal, in one write.
+		c.Write([]byte(`{"type":"bogus"}` + "\n" + strings.Repeat("x", 5000) + "\n" + strings.Repeat("y", 2000) + "\n" +
+			`{"type":"signal","signal":"INT"}` + "\n"))
 		ex := exitOf(t, readEvents(t, c))
 		if *ex.Code != 130 || ex.Signal != "interrupt" {
 			t.Errorf("exit = %+v", ex)
