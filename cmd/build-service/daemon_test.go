@@ -261,7 +261,7 @@ func TestSocketActivationUsesTheInheritedSocketAndLeavesItInPlace(t *testing.T) 
 	}
 }
 
-func TestSIGHUPWithABrokenPolicyKeepsTheOldOneAndAGoodOneReplacesIt(t *testing.T) {
+func TestSIGHUPWithABrokenConfigOrPolicyKeepsTheOldOneAndAGoodOneReplacesIt(t *testing.T) {
 	e := newEnv(t)
 	pol := filepath.Join(e.dir, "policy")
 	if out, err := exec.Command(daemonBin, "policy", "export", pol).CombinedOutput(); err != nil {
@@ -272,6 +272,16 @@ func TestSIGHUPWithABrokenPolicyKeepsTheOldOneAndAGoodOneReplacesIt(t *testing.T
 	waitFor(t, "the start line", func() bool { return strings.Contains(d.log.String(), "build-service started") })
 	rev1 := field(d.log.String(), "policy_revision=")
 
+	// Break the config: an unknown key. The old generation keeps serving.
+	goodCfg, _ := os.ReadFile(e.cfgPath)
+	os.WriteFile(e.cfgPath, append(append([]byte{}, goodCfg...), []byte("\n[build.timeouts]\nmax_secs = 1\n")...), 0o644)
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "the config reload failure in the log", func() bool { return d.log.count("reload failed") == 1 })
+	if r := e.cli(e.alice, e.proj(e.alice), "make", "all"); r.code != 0 {
+		t.Errorf("the old config should still answer: %+v", r)
+	}
+	os.WriteFile(e.cfgPath, goodCfg, 0o644)
+
 	// Break the policy: a syntax error.
 	cmdRego := filepath.Join(pol, "command.rego")
 	good, _ := os.ReadFile(cmdRego)
@@ -279,7 +289,7 @@ func TestSIGHUPWithABrokenPolicyKeepsTheOldOneAndAGoodOneReplacesIt(t *testing.T
 	d.cmd.Process.Signal(syscall.SIGHUP)
 	d.waitState("RELOADING=1")
 	d.waitState("READY=1")
-	waitFor(t, "the reload failure in the log", func() bool { return strings.Contains(d.log.String(), "reload failed") })
+	waitFor(t, "the policy reload failure in the log", func() bool { return d.log.count("reload failed") == 2 })
 	if !strings.Contains(d.log.String(), "command.rego") {
 		t.Errorf("the reload error does not name the file")
 	}
