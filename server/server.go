@@ -186,6 +186,12 @@ func (s *Server) Run(ctx context.Context) error {
 			case syscall.SIGUSR1:
 				s.logStats()
 			default:
+				if ctx.Err() != nil {
+					// A second TERM/INT: no more grace.
+					s.log.Warn().Str("signal", sig.String()).Msg("second stop signal: cancelling builds now")
+					s.hardStop()
+					continue
+				}
 				s.log.Info().Str("signal", sig.String()).Msg("shutting down")
 				stop()
 			}

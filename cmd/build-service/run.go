@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -185,6 +186,12 @@ func checkConfig(ctx context.Context, cfgPath string, args []string) error {
 	}
 	if _, err := mapper.New(cfg.Build); err != nil {
 		return fmt.Errorf("mapper: %w", err)
+	}
+	if g := cfg.Service.SocketGroup; g != "" {
+		// The daemon would refuse to start without it.
+		if _, err := user.LookupGroup(g); err != nil {
+			return fmt.Errorf("service.socket_group %q: %w", g, err)
+		}
 	}
 	// Check opens no decision log: it must not touch the daemon's files.
 	if err := engine.Check(ctx, cfg); err != nil {
