@@ -36,7 +36,7 @@ const DefaultSocket = "/run/build-service/build.sock"
 // MAKEFLAGS, GNUMAKEFLAGS and MAKEFILES are left out on purpose: they change
 // what make reads, so a user has to ask for them (and the policy to allow
 // them) explicitly.
-const DefaultEnv = "CFLAGS,CXXFLAGS,CPPFLAGS,LDFLAGS,LDLIBS,CC,CXX,LANG,LC_ALL,TERM,V,VERBOSE"
+const DefaultEnv = "CC,CXX,CFLAGS,CXXFLAGS,CPPFLAGS,LDFLAGS,LDLIBS,TERM,LANG,LC_ALL"
 
 // ForwardedSignals are the signals build-cli relays to the build; main
 // passes them to signal.Notify.
