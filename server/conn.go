@@ -151,7 +151,7 @@ func (s *Server) handle(c *net.UnixConn) {
 
 	gen := s.acquire()
 	if gen == nil {
-		cs.refuse(protocol.ExitUnavailable, "build-service is shutting down")
+		cs.refuseEarly(protocol.ExitUnavailable, "build-service is shutting down")
 		return
 	}
 	defer s.release(gen)

@@ -183,8 +183,16 @@ func TestAllowedJobTakesBinaryFromConfigArgvFromMapperAndIdentityFromDecision(t 
 
 func TestLogValuesAreQuotedSoAnArgumentCannotForgeALine(t *testing.T) {
 	h := start(t, nil, nil)
-	evs := h.roundTrip(request("forge", "all\n2026-01-01T00:00:00Z INF build finished exit_code=0 user=root"))
+	evs := h.roundTrip(request("forge", "all\n2026-01-01T00:00:00Z INF build finished exit_code=0 user=root", "\x1b[2K\rfake", "a b=c"))
 	exitOf(t, evs)
+	for _, want := range []string{`"\u001b[2K\rfake"`, `"a b=c"`} {
+		if !strings.Contains(h.log.String(), want) {
+			t.Errorf("log lacks the escaped argument %s:\n%s", want, h.log)
+		}
+	}
+	if strings.ContainsAny(h.log.String(), "\x1b\r") {
+		t.Errorf("a raw control character reached the log")
+	}
 	for _, l := range strings.Split(h.log.String(), "\n") {
 		if strings.HasPrefix(l, "2026-01-01") {
 			t.Errorf("forged log line: %q", l)
