@@ -294,6 +294,14 @@ func TestConnectionCapsRefuseWithOneLogLineEach(t *testing.T) {
 			for range 4 {
 				checkRefusal(t, h.roundTrip(request("over")), protocol.ExitUnavailable, tc.expect)
 			}
+			if tc.perUser < tc.total {
+				// alice's idle connections do not starve bob.
+				c := dialAs(t, h.bob, h.sock)
+				send(c, request("bob", "all"))
+				if ex := exitOf(t, readEvents(t, c)); *ex.Code != 0 {
+					t.Errorf("bob was refused while only alice was over her cap: %+v", ex)
+				}
+			}
 			if n := h.log.countLines("connection refused"); n < 5 {
 				t.Errorf("%d refusal log lines, want one per refused connection (>= 5)", n)
 			}
