@@ -279,6 +279,7 @@ func TestConnectionCapsRefuseWithOneLogLineEach(t *testing.T) {
 				idle = append(idle, h.dial())
 			}
 			// Wait until the server counted the three idle ones.
+			waitUntil(t, "three idle connections counted", func() bool { return h.srv.Stats().Connections == 3 })
 			deadline := time.Now().Add(15 * time.Second)
 			for {
 				evs := h.roundTrip(request("probe"))
@@ -302,8 +303,8 @@ func TestConnectionCapsRefuseWithOneLogLineEach(t *testing.T) {
 					t.Errorf("bob was refused while only alice was over her cap: %+v", ex)
 				}
 			}
-			if n := h.log.countLines("connection refused"); n < 5 {
-				t.Errorf("%d refusal log lines, want one per refused connection (>= 5)", n)
+			if n := h.log.countLines("connection refused"); n != 5 {
+				t.Errorf("%d refusal log lines, want one per refused connection (5)", n)
 			}
 			for _, c := range idle {
 				c.Close()
