@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -325,6 +326,7 @@ func TestConnectionCapsRefuseWithOneLogLineEach(t *testing.T) {
 }
 
 func TestShutdownGivesEveryClientAnExitEventAndRemovesTheSocket(t *testing.T) {
+	baseline := runtime.NumGoroutine()
 	h := start(t, func(c *config.Config) { c.Service.RequestTimeoutSec = 60 }, nil)
 	h.runner.started = make(chan string, 3)
 	var builds []net.Conn
@@ -361,6 +363,15 @@ func TestShutdownGivesEveryClientAnExitEventAndRemovesTheSocket(t *testing.T) {
 	}
 	if _, err := os.Lstat(h.sock); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("socket still there after shutdown: %v", err)
+	}
+	// Serve has returned: none of its goroutines may be left.
+	deadline := time.Now().Add(15 * time.Second)
+	for runtime.NumGoroutine() > baseline {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines after shutdown, %d before start:\n%s", runtime.NumGoroutine(), baseline, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
