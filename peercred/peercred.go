@@ -25,8 +25,10 @@ type Cred struct {
 	Groups []int
 }
 
-// ErrNoGroups is wrapped when the kernel does not support SO_PEERGROUPS
-// (before Linux 4.13); the caller then gets a Cred with no groups.
+// ErrNoGroups is what peerGroups reports when the kernel does not support
+// SO_PEERGROUPS (before Linux 4.13). Get then returns the peer with no
+// supplementary groups rather than failing: fewer groups can only mean a
+// build with less access, never more.
 var ErrNoGroups = errors.New("SO_PEERGROUPS not supported")
 
 // Get returns the credentials of the peer of conn.
@@ -54,6 +56,10 @@ func Get(conn *net.UnixConn) (Cred, error) {
 	}
 	if credErr != nil {
 		return Cred{}, fmt.Errorf("peercred: %w", credErr)
+	}
+	if errors.Is(grpErr, ErrNoGroups) {
+		cred.Groups = []int{}
+		grpErr = nil
 	}
 	if grpErr != nil {
 		return Cred{}, fmt.Errorf("peercred: %w", grpErr)
