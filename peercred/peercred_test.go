@@ -100,10 +100,25 @@ func TestGetReportsOwnProcessAndKeepsDeadlinesWorking(t *testing.T) {
 
 func TestGetReportsAnotherUsersUIDGIDAndGroups(t *testing.T) {
 	alice, _ := testenv.EnsureUsers(t)
-	l, path := listen(t)
+	t.Run("alice with her groups", func(t *testing.T) {
+		checkPeer(t, alice, alice.Groups)
+	})
+	t.Run("alice with 100 groups (more than the first buffer holds)", func(t *testing.T) {
+		var many []int
+		for g := 70000; g < 70100; g++ {
+			many = append(many, g)
+		}
+		checkPeer(t, alice, many)
+	})
+	t.Run("alice with no supplementary groups", func(t *testing.T) {
+		checkPeer(t, alice, []int{})
+	})
+}
 
-	groups := make([]uint32, 0, len(alice.Groups))
-	for _, g := range alice.Groups {
+func checkPeer(t *testing.T, alice testenv.User, want []int) {
+	l, path := listen(t)
+	groups := make([]uint32, 0, len(want))
+	for _, g := range want {
 		groups = append(groups, uint32(g))
 	}
 	// The go test binary sits in 0700 directories alice cannot enter: copy it.
@@ -143,7 +158,7 @@ func TestGetReportsAnotherUsersUIDGIDAndGroups(t *testing.T) {
 		t.Errorf("cred = %+v, want uid %d gid %d pid %d", cred, alice.UID, alice.GID, cmd.Process.Pid)
 	}
 	got := slices.Clone(cred.Groups)
-	want := slices.Clone(alice.Groups)
+	want = slices.Clone(want)
 	slices.Sort(got)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
