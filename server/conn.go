@@ -530,6 +530,13 @@ func (s *Server) job(cfg *config.Config, req *protocol.Request, f engine.Facts, 
 		if f.Mapping == nil || f.Mapping.Make == nil || f.Mapping.Make.ParseError != "" {
 			return executor.Job{}, nil, errors.New("internal error: make was allowed without a parsed command line")
 		}
+		// A parsed command line always renders to at least "--"; an empty
+		// one means a path make needs could not be resolved. Refuse it
+		// whatever the policy said: running make with no arguments is not
+		// what the caller asked for.
+		if len(f.Mapping.Make.Argv) == 0 {
+			return executor.Job{}, nil, errors.New("make's command line names a path that could not be resolved; run `make` with paths inside your workspace")
+		}
 		args = slices.Clone(f.Mapping.Make.Argv)
 	} else {
 		args = slices.Clone(req.Args)

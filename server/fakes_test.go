@@ -33,10 +33,18 @@ import (
 type fakeMapper struct{}
 
 func (fakeMapper) Map(_ context.Context, _ mapper.Caller, req protocol.Request) (*mapper.Facts, error) {
-	return &mapper.Facts{
+	f := &mapper.Facts{
 		Cwd:  mapper.CwdFacts{Container: req.Cwd, Host: req.Cwd, Resolved: req.Cwd, Mapped: true, Inside: true, IsDir: true},
 		Make: &mapper.MakeFacts{Argv: append([]string{"--canonical"}, req.Args...)},
-	}, nil
+	}
+	// The mapper leaves Argv empty when a path make needs could not be
+	// resolved; "unrenderable" stands in for such an argument.
+	for _, a := range req.Args {
+		if a == "unrenderable" {
+			f.Make.Argv = []string{}
+		}
+	}
+	return f, nil
 }
 
 // fakeEngine allows everything except args containing "deny", and records

@@ -182,6 +182,23 @@ func TestAllowedJobTakesBinaryFromConfigArgvFromMapperAndIdentityFromDecision(t 
 	}
 }
 
+func TestAnAllowedMakeWhoseArgvCouldNotBeRenderedIsRefusedAndRunsNothing(t *testing.T) {
+	// An operator policy may allow a request whose path facts carry an
+	// error; the daemon still must not run make with no arguments.
+	h := start(t, nil, nil)
+	evs := h.roundTrip(request("unr", "unrenderable"))
+	ex := exitOf(t, evs)
+	if *ex.Code != 126 || !ex.Denied {
+		t.Errorf("exit = %+v", ex)
+	}
+	if len(h.runner.jobs) != 0 {
+		t.Errorf("make ran with an empty argv: %+v", h.runner.jobs)
+	}
+	if !strings.Contains(evs[0].Data, "could not be resolved") {
+		t.Errorf("events = %+v", evs)
+	}
+}
+
 func TestLogValuesAreQuotedSoAnArgumentCannotForgeALine(t *testing.T) {
 	h := start(t, nil, nil)
 	evs := h.roundTrip(request("forge", "all\n2026-01-01T00:00:00Z INF build finished exit_code=0 user=root", "\x1b[2K\rfake", "a b=c"))
