@@ -80,8 +80,10 @@ type Executor struct {
 	v2     bool // containment by cgroup v2
 	mode   string
 	root   bool
-	seq    atomic.Uint64
 }
+
+// buildSeq numbers builds in this process, for unique cgroup names.
+var buildSeq atomic.Uint64
 
 var (
 	cgroupOnce  sync.Once
@@ -256,7 +258,7 @@ func (x *Executor) cgroupName(id string) string {
 			b.WriteRune(r)
 		}
 	}
-	name := fmt.Sprintf("build-%d-%d", os.Getpid(), x.seq.Add(1))
+	name := fmt.Sprintf("build-%d-%d", os.Getpid(), buildSeq.Add(1))
 	if b.Len() > 0 {
 		name += "-" + strings.TrimLeft(b.String(), ".")
 	}
@@ -290,6 +292,20 @@ func (r *run) members() []int {
 		}
 	}
 	return pids
+}
+
+// empty reports whether nothing of the build is alive. A cgroup's list is
+// exact; the fallback's /proc sweep is confirmed by a second one, since a
+// process being reparented can slip through one.
+func (r *run) empty() bool {
+	if len(r.members()) > 0 {
+		return false
+	}
+	if r.x.v2 {
+		return true
+	}
+	time.Sleep(10 * time.Millisecond)
+	return len(r.members()) == 0
 }
 
 // signalAll sends sig to every process of the build.
@@ -362,6 +378,7 @@ func (x *Executor) Run(ctx context.Context, job Job, emit func(protocol.Event) e
 		return startFailed(fmt.Errorf("prepare cgroups: %w", err))
 	}
 	r := &run{x: x, job: job, cg: cg}
+	res.Limits = cg.applied
 	defer func() {
 		for _, err := range cg.remove() {
 			log.Error().Err(err).Msg("build cgroup not removed")
@@ -429,6 +446,7 @@ func (x *Executor) Run(ctx context.Context, job Job, emit func(protocol.Event) e
 		r.cleanup(log)
 		drain(pumps)
 		res = startFailed(startErr)
+		res.Limits = cg.applied
 		return res
 	}
 	log.Debug().Int("pid", r.pgid).Str("cgroup", cg.v2Dir).Strs("limits", cg.applied).Msg("build started")
@@ -514,17 +532,17 @@ loop:
 // reaped: SIGTERM (unless already sent), the rest of the grace, then
 // SIGKILL, repeated until nothing is left.
 func (r *run) cleanup(log zerolog.Logger) {
-	if len(r.members()) == 0 {
+	if r.empty() {
 		return
 	}
 	r.terminate()
 	hardStop := r.killAt.Add(10 * time.Second)
 	killed := false
 	for {
-		left := r.members()
-		if len(left) == 0 {
+		if r.empty() {
 			return
 		}
+		left := r.members()
 		now := time.Now()
 		if now.After(hardStop) {
 			log.Error().Ints("pids", left).Msg("build processes left after SIGKILL")

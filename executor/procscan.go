@@ -98,7 +98,9 @@ func (r *registry) isLeader(pid int) bool {
 // daemon is a child subreaper, orphans reparented to the daemon that run as
 // the build's uid and are not some build's leader, together with every
 // descendant of all of these. Zombies are left out (they are dead already;
-// the reaper collects those that are ours).
+// the reaper collects those that are ours). One scan can miss a process
+// that is being reparented while /proc is read; callers confirm an empty
+// result with a second scan.
 //
 // What it cannot tell apart: two concurrent builds of the same uid whose
 // orphans both land on the daemon; one build's end then also ends the other's
@@ -117,11 +119,11 @@ func sweep(leader, pgid, uid int, leaderAlive bool) []int {
 			queue = append(queue, pid)
 		}
 	}
+	// Zombies take part in the walk (their children, read a moment earlier,
+	// may still name them as parent: /proc is no consistent snapshot) but
+	// are left out of the result.
 	for _, p := range procs {
 		children[p.ppid] = append(children[p.ppid], p.pid)
-		if p.state == 'Z' || p.state == 'X' {
-			continue
-		}
 		switch {
 		case leaderAlive && p.pid == leader:
 			add(p.pid)

@@ -41,4 +41,7 @@ type Result struct {
 	Cancelled bool
 	StartErr  error // non-nil when the command could not be started (Code 127)
 	Duration  time.Duration
+	// Limits says how each requested limit was applied ("pids_max=20 via
+	// cgroup1 /sys/fs/cgroup/pids/...", "... NOT ENFORCED ..."), for the log.
+	Limits []string
 }
