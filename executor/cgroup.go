@@ -29,12 +29,10 @@ const daemonLeafName = "daemon"
 
 // mount is one cgroup file system from /proc/self/mountinfo.
 type mount struct {
-	root       string // the mount's root inside the hierarchy
-	point      string // where it is mounted
-	v2         bool
-	superOpts  []string
-	mountID    int
-	controller string // for v1: the controller this mount was chosen for
+	root      string // the mount's root inside the hierarchy
+	point     string // where it is mounted
+	v2        bool
+	superOpts []string
 }
 
 // parseMountinfo returns the cgroup and cgroup2 mounts of mountinfo data.
@@ -56,13 +54,11 @@ func parseMountinfo(data []byte) []mount {
 		if g[0] != "cgroup" && g[0] != "cgroup2" {
 			continue
 		}
-		id, _ := strconv.Atoi(f[0])
 		out = append(out, mount{
 			root:      unescapeMount(f[3]),
 			point:     unescapeMount(f[4]),
 			v2:        g[0] == "cgroup2",
 			superOpts: strings.Split(g[2], ","),
-			mountID:   id,
 		})
 	}
 	return out
@@ -139,7 +135,60 @@ type cgroupSetup struct {
 	selfMove string
 }
 
-func discoverCgroups(daemonLeaf bool) *cgroupSetup {
+// located is where this process sits in each cgroup hierarchy, as host
+// directories, found from mountinfo and /proc/self/cgroup alone.
+type located struct {
+	v2Dir  string // this process's cgroup v2 directory; "" if none
+	v2Root bool   // it is the hierarchy's root (not delegated)
+	v2Why  string // why v2Dir is ""
+	v1Dir  map[string]string
+	v1Why  map[string]string
+}
+
+func locate(mountinfo, procCgroup []byte) located {
+	l := located{v1Dir: map[string]string{}, v1Why: map[string]string{}}
+	mounts := parseMountinfo(mountinfo)
+	own := parseProcCgroup(procCgroup)
+	if cgPath, ok := own[""]; !ok {
+		l.v2Why = "this process is in no cgroup v2 hierarchy"
+	} else {
+		for _, m := range mounts {
+			if !m.v2 {
+				continue
+			}
+			if p, ok := hostPath(m, cgPath); ok {
+				l.v2Dir = p
+				l.v2Root = cgPath == "/"
+				break
+			}
+		}
+		if l.v2Dir == "" {
+			l.v2Why = "no cgroup2 mount shows this process's cgroup " + strconv.Quote(cgPath)
+		}
+	}
+	for _, c := range v1Controllers {
+		cgPath, ok := own[c]
+		if !ok {
+			l.v1Why[c] = "no cgroup v1 " + c + " hierarchy"
+			continue
+		}
+		for _, m := range mounts {
+			if m.v2 || !contains(m.superOpts, c) {
+				continue
+			}
+			if p, ok := hostPath(m, cgPath); ok {
+				l.v1Dir[c] = p
+				break
+			}
+		}
+		if l.v1Dir[c] == "" {
+			l.v1Why[c] = "no cgroup v1 mount of " + c + " shows this process's cgroup"
+		}
+	}
+	return l
+}
+
+func discoverCgroups() *cgroupSetup {
 	s := &cgroupSetup{v2Ctl: map[string]bool{}, v1Base: map[string]string{}, v1Why: map[string]string{}}
 	mi, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
@@ -151,40 +200,33 @@ func discoverCgroups(daemonLeaf bool) *cgroupSetup {
 		s.v2Why = fmt.Sprintf("read /proc/self/cgroup: %v", err)
 		return s
 	}
-	mounts := parseMountinfo(mi)
-	own := parseProcCgroup(pc)
-	s.setupV2(mounts, own, daemonLeaf)
+	l := locate(mi, pc)
+	if l.v2Dir == "" {
+		s.v2Why = l.v2Why
+	} else {
+		s.setupV2(l.v2Dir, l.v2Root)
+	}
 	for _, c := range v1Controllers {
 		if s.v2Ctl[c] {
 			continue
 		}
-		s.setupV1(mounts, own, c)
+		if l.v1Dir[c] == "" {
+			s.v1Why[c] = l.v1Why[c]
+			continue
+		}
+		base := filepath.Join(l.v1Dir[c], cgroupBaseName)
+		if err := os.Mkdir(base, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			s.v1Why[c] = fmt.Sprintf("create %s: %v", base, err)
+			continue
+		}
+		s.v1Base[c] = base
 	}
 	return s
 }
 
-func (s *cgroupSetup) setupV2(mounts []mount, own map[string]string, daemonLeaf bool) {
-	cgPath, ok := own[""]
-	if !ok {
-		s.v2Why = "this process is in no cgroup v2 hierarchy"
-		return
-	}
-	var dir string
-	for _, m := range mounts {
-		if !m.v2 {
-			continue
-		}
-		if p, ok := hostPath(m, cgPath); ok {
-			dir = p
-			break
-		}
-	}
-	if dir == "" {
-		s.v2Why = "no cgroup2 mount shows this process's cgroup " + strconv.Quote(cgPath)
-		return
-	}
+func (s *cgroupSetup) setupV2(dir string, isRoot bool) {
 	var base string
-	if cgPath == "/" || !daemonLeaf {
+	if isRoot {
 		// The hierarchy's root: no internal-process rule applies there, and
 		// moving the daemon out of it would be moving it out of everyone's
 		// accounting. Builds go one level down, in a directory shared by
@@ -239,31 +281,6 @@ func (s *cgroupSetup) setupV2(mounts []mount, own map[string]string, daemonLeaf 
 	for _, c := range strings.Fields(string(enabled)) {
 		s.v2Ctl[c] = true
 	}
-}
-
-func (s *cgroupSetup) setupV1(mounts []mount, own map[string]string, c string) {
-	cgPath, ok := own[c]
-	if !ok {
-		s.v1Why[c] = "no cgroup v1 " + c + " hierarchy"
-		return
-	}
-	for _, m := range mounts {
-		if m.v2 || !contains(m.superOpts, c) {
-			continue
-		}
-		p, ok := hostPath(m, cgPath)
-		if !ok {
-			continue
-		}
-		base := filepath.Join(p, cgroupBaseName)
-		if err := os.Mkdir(base, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-			s.v1Why[c] = fmt.Sprintf("create %s: %v", base, err)
-			return
-		}
-		s.v1Base[c] = base
-		return
-	}
-	s.v1Why[c] = "no cgroup v1 mount of " + c + " shows this process's cgroup"
 }
 
 func contains(list []string, s string) bool {

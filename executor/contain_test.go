@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -313,4 +314,55 @@ func exec_true() error {
 	}
 	_, err = p.Wait()
 	return err
+}
+
+// TestLimitsAreInEffectInsideTheBuild reads, while the build runs, the
+// limit files of the cgroups the build's shell is in.
+func TestLimitsAreInEffectInsideTheBuild(t *testing.T) {
+	u := carol(t)
+	x := newExecutor(t, Options{})
+	ws := workspace(t, u)
+	gofile := filepath.Join(ws, "go")
+	files := map[string]string{}
+	c := &collector{}
+	c.onOutput = func(ev protocol.Event) {
+		pid := strings.TrimSpace(ev.Data)
+		mi, _ := os.ReadFile("/proc/self/mountinfo")
+		pc, err := os.ReadFile("/proc/" + pid + "/cgroup")
+		if err != nil {
+			t.Errorf("build cgroups: %v", err)
+		}
+		l := locate(mi, pc)
+		read := func(dir, name string) {
+			data, err := os.ReadFile(filepath.Join(dir, name))
+			if err == nil {
+				files[name] = strings.TrimSpace(string(data))
+			}
+		}
+		for _, dir := range []string{l.v2Dir, l.v1Dir["pids"], l.v1Dir["memory"], l.v1Dir["cpu"]} {
+			for _, name := range []string{"pids.max", "memory.max", "cpu.max", "memory.limit_in_bytes", "cpu.cfs_quota_us", "cpu.cfs_period_us"} {
+				if dir != "" {
+					read(dir, name)
+				}
+			}
+		}
+		writeFile(t, gofile, "")
+	}
+	j := job(u, ws, "/bin/sh", "-c", "echo $$; while [ ! -e go ]; do sleep 0.05; done")
+	j.Limits = Limits{PidsMax: 50, MemoryMax: 256 << 20, CPUMax: "50000 100000"}
+	res := x.Run(context.Background(), j, c.emit, nil)
+	if res.Code != 0 || len(res.Limits) != 3 {
+		t.Fatalf("result %+v\n%s", res, c)
+	}
+	t.Logf("limits: %q; files: %v", res.Limits, files)
+	if files["pids.max"] != "50" {
+		t.Errorf("pids.max = %q", files["pids.max"])
+	}
+	if files["memory.max"] != strconv.Itoa(256<<20) && files["memory.limit_in_bytes"] != strconv.Itoa(256<<20) {
+		t.Errorf("memory limit = %q / %q", files["memory.max"], files["memory.limit_in_bytes"])
+	}
+	if files["cpu.max"] != "50000 100000" && (files["cpu.cfs_quota_us"] != "50000" || files["cpu.cfs_period_us"] != "100000") {
+		t.Errorf("cpu limit = %q / %q %q", files["cpu.max"], files["cpu.cfs_quota_us"], files["cpu.cfs_period_us"])
+	}
+	assertNothingLeft(t, u)
 }

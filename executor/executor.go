@@ -117,7 +117,7 @@ func New(opts Options) (*Executor, error) {
 	x.helper = helper
 
 	if x.root {
-		cgroupOnce.Do(func() { cgroupFound = discoverCgroups(true) })
+		cgroupOnce.Do(func() { cgroupFound = discoverCgroups() })
 		x.cg = cgroupFound
 	} else {
 		x.cg = &cgroupSetup{v2Why: "not running as root", v2Ctl: map[string]bool{}, v1Base: map[string]string{}, v1Why: map[string]string{}}
