@@ -1,13 +1,3 @@
-// Package executor runs one approved job: the caller's exact identity
-// (never root), a cgroup of its own (or a process group under a child
-// subreaper where no writable cgroup v2 exists), resource limits, a clean
-// process state (fds 0-2 only, stdin at EOF, umask 022, no ignored or blocked
-// signal, exactly the decided environment), no_new_privs through a small exec
-// helper, timeout, cancel and signal forwarding, and bounded output pumping.
-//
-// It must not decide anything: what runs, as whom, with which environment
-// and limits comes from the Job, which comes from the policy decision. It
-// must not import OPA or read the request.
 package executor
 
 import (

@@ -255,7 +255,9 @@ func BenchmarkOutputThroughput(b *testing.B) {
 			n += int64(len(ev.Data))
 			return protocol.WriteEvent(io.Discard, ev)
 		}
-		res := x.Run(context.Background(), job(u, ws, "/usr/bin/head", "-c", strconv.Itoa(total), "/dev/zero"), emit, nil)
+		// Build-log-like text (NUL bytes would measure JSON's \u0000).
+		script := fmt.Sprintf("yes 'cc -O2 -c src/module.c -o build/module.o' | head -c %d", total)
+		res := x.Run(context.Background(), job(u, ws, "/bin/sh", "-c", script), emit, nil)
 		if res.Code != 0 || n != total {
 			b.Fatalf("result %+v, %d bytes", res, n)
 		}
