@@ -403,9 +403,18 @@ func (s *Server) build(ctx context.Context, cs *connState, r *bufio.Reader, gen 
 	gone := clientGone
 	goneMu.Unlock()
 
+	// build-cli words 124 and 127 itself from these fields; the stderr
+	// line is for a user reading the raw stream (and older clients).
+	cs.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	switch {
+	case res.TimedOut:
+		cs.say(fmt.Sprintf("build timed out after %d s and was stopped", int64(job.Timeout/time.Second)))
+	case res.Cancelled && !gone:
+		cs.say("build cancelled")
+	}
 	ev := exitEvent(res.Code, res.TimedOut)
 	if res.StartErr != nil {
-		ev.Reasons = []string{oneLine(fmt.Sprintf("cannot start %s: %v", job.Path, res.StartErr))}
+		ev.Reasons = []string{oneLine(res.StartErr.Error())}
 	}
 	ev.Signal = res.Signal
 	ev.DurationMS = res.Duration.Milliseconds()
