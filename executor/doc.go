@@ -15,19 +15,24 @@
 // (setgroups, setgid, setuid in that order, in the child), the job's working
 // directory and, in cgroup mode, CLONE_INTO_CGROUP, and execs the exec
 // helper: this binary again, with argv[1] = a fixed marker and an empty
-// environment. HelperMain, the first call in main, recognises the marker and
-// then, as the dropped user, in this order: refuses uid/gid/group 0, raises
-// a negative oom_score_adj to 0, makes itself non-dumpable, reads the job
-// from a sealed memfd (fd 3), joins the cgroup v1 limit cgroups through
-// cgroup.procs files the daemon opened (fds 5...), sets umask 022, resets
-// ignored signals to default and unblocks all, marks every fd above 2
-// close-on-exec, sets RLIMIT_NPROC when no pids controller exists, sets
-// PR_SET_NO_NEW_PRIVS when the job asks, and execve()s the job. Failure at
-// any step is written to a close-on-exec status pipe (fd 4): the build is
-// then reported with code 127 and StartErr, never run without a step. The
-// daemon reads the pipe's EOF as "exec'd" and then checks NoNewPrivs in
-// /proc/PID/status. A mount/PID-namespace sandbox belongs in the helper,
-// after the cgroup joins and before no_new_privs.
+// environment. When the job asks for no_new_privs, the fork happens on a
+// locked OS thread that has set it (and that dies with its goroutine), so
+// the child has it from its first instruction and no other process of the
+// user can ptrace the helper into skipping it. HelperMain, the first call in
+// main, recognises the marker and then, as the dropped user, in this order:
+// refuses uid/gid/group 0, makes itself non-dumpable, waits until the
+// daemon has raised a negative oom_score_adj to 0 (a root-only write to the
+// helper's /proc files), reads the job from a sealed memfd (fd 3), joins the
+// cgroup v1 limit cgroups through cgroup.procs files the daemon opened (fds
+// 6...), sets umask 022, resets ignored signals to default and unblocks all,
+// marks every fd above 2 close-on-exec, sets RLIMIT_NPROC when no pids
+// controller exists, sets PR_SET_NO_NEW_PRIVS (again) when the job asks,
+// and execve()s the job. Failure at any step is written to a close-on-exec
+// status pipe (fd 4): the build is then reported with code 127 and
+// StartErr, never run without a step. The daemon reads the pipe's EOF as
+// "exec'd" and then checks NoNewPrivs in /proc/PID/status. A
+// mount/PID-namespace sandbox belongs in the helper, after the cgroup joins
+// and before no_new_privs.
 //
 // The helper binary must be executable by every build user after the
 // credential change: New resolves it once (os.Executable, or
@@ -89,12 +94,12 @@
 //
 // # Known limits
 //
-// A window remains between the helper's exec and its PR_SET_DUMPABLE in
-// which another process of the same user could ptrace it and skip
-// no_new_privs; the daemon's NoNewPrivs check after the exec ends such a
-// build with 127, but a build could act in between. Setting no_new_privs
-// before the credential change would close it, at the price of running the
-// helper as root. GNU make 4.3 has its own race when a signal reaches it
+// Between the helper's exec and its PR_SET_DUMPABLE, another process of
+// the same user could ptrace it; no_new_privs is already set by then, but
+// such a process could make it skip the cgroup v1 joins (limits on hybrid
+// hosts; cgroup v2 placement happens at clone and cannot be skipped).
+//
+// GNU make 4.3 has its own race when a signal reaches it
 // and its recipe's shell at once (as Ctrl-C does on a terminal): now and
 // then it exits 2 ("wait: No child processes") instead of dying of the
 // signal.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -395,8 +396,10 @@ func (x *Executor) Run(ctx context.Context, job Job, emit func(protocol.Event) e
 	cmd.Cancel = func() error { r.terminate(); return nil }
 	cmd.WaitDelay = job.KillGrace
 
+	hold := make(chan struct{})
+	defer close(hold)
 	reg.mu.Lock()
-	err = cmd.Start()
+	err = startCmd(cmd, job.NoNewPrivs, hold)
 	if err == nil {
 		reg.leaders[cmd.Process.Pid] = true
 		reg.uids[int(job.Cred.UID)] = true
@@ -423,7 +426,11 @@ func (x *Executor) Run(ctx context.Context, job Job, emit func(protocol.Event) e
 	waitCh := make(chan error, 1)
 	go func() { waitCh <- cmd.Wait() }()
 
-	startErr := readHelperStatus(files.statusR)
+	startErr := x.release(r.pgid, files.goW)
+	files.goW = nil
+	if startErr == nil {
+		startErr = readHelperStatus(files.statusR)
+	}
 	if startErr == nil && job.NoNewPrivs {
 		startErr = checkNoNewPrivs(r.pgid)
 	}
@@ -580,6 +587,52 @@ func drain(pumps []*pump) {
 	}
 }
 
+// startCmd starts cmd. With nnp it forks from an OS thread that has
+// no_new_privs set, so the child has it from its first instruction: the
+// helper sets it again, but no other process of the user can skip it by
+// ptracing the helper before it gets there (the helper is dumpable between
+// its exec and its PR_SET_DUMPABLE). The thread is never unlocked, so it
+// dies with its goroutine and never runs anything else; it lives until
+// hold is closed, because the child's Pdeathsig fires when its parent
+// thread exits.
+func startCmd(cmd *exec.Cmd, nnp bool, hold <-chan struct{}) error {
+	if !nnp {
+		return cmd.Start()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			errc <- os.NewSyscallError("prctl(PR_SET_NO_NEW_PRIVS)", err)
+			return
+		}
+		err := cmd.Start()
+		errc <- err
+		if err == nil {
+			<-hold
+		}
+	}()
+	return <-errc
+}
+
+// release does, as root, what the helper cannot do for itself, then lets
+// it go on to exec the job.
+func (x *Executor) release(pid int, goW *os.File) error {
+	defer goW.Close()
+	// SECURITY: a daemon whose unit lowers its OOM score must not pass that
+	// protection on to builds. The helper, not dumpable, cannot write its
+	// own /proc files, and raising needs no privilege but lowering would.
+	if x.root {
+		if err := raiseOOMScoreAdj(pid, 0); err != nil {
+			return fmt.Errorf("%w: raise its oom_score_adj: %w", ErrHelper, err)
+		}
+	}
+	if _, err := goW.Write([]byte{'g'}); err != nil {
+		return fmt.Errorf("%w: release it: %w", ErrHelper, err)
+	}
+	return nil
+}
+
 // readHelperStatus waits for the helper to exec the job. EOF without data is
 // success (the pipe is close-on-exec); data is the helper's error.
 func readHelperStatus(f *os.File) error {
@@ -615,8 +668,8 @@ func checkNoNewPrivs(pid int) error {
 // childFiles are the files of one start: the parent's ends are kept, the
 // child's are closed after Start.
 type childFiles struct {
-	stdoutR, stderrR, statusR *os.File
-	child                     []*os.File
+	stdoutR, stderrR, statusR, goW *os.File
+	child                          []*os.File
 }
 
 func (f *childFiles) closeChild() {
@@ -628,7 +681,7 @@ func (f *childFiles) closeChild() {
 
 func (f *childFiles) closeAll() {
 	f.closeChild()
-	for _, c := range []*os.File{f.stdoutR, f.stderrR, f.statusR} {
+	for _, c := range []*os.File{f.stdoutR, f.stderrR, f.statusR, f.goW} {
 		if c != nil {
 			c.Close()
 		}
@@ -671,8 +724,14 @@ func (x *Executor) command(ctx context.Context, job Job, cg *buildCgroups) (*exe
 		return fail(err)
 	}
 	files.child = append(files.child, specFile)
+	goR, goW, err := os.Pipe()
+	if err != nil {
+		return fail(fmt.Errorf("pipe: %w", err))
+	}
+	files.goW = goW
+	files.child = append(files.child, goR)
 
-	extra := []*os.File{specFile, pw[2]}
+	extra := []*os.File{specFile, pw[2], goR}
 	extra = append(extra, cg.v1Procs...)
 	attr := &syscall.SysProcAttr{
 		Setpgid: true,

@@ -24,7 +24,8 @@ const helperArg = "__build-service-exec-helper__"
 const (
 	helperSpecFD   = 3 // memfd with the JSON helperSpec
 	helperStatusFD = 4 // close-on-exec pipe: EOF = exec'd, data = why not
-	helperCgroupFD = 5 // first of spec.CgroupProcs cgroup v1 cgroup.procs files
+	helperGoFD     = 5 // pipe: one byte once the daemon has set up this process
+	helperCgroupFD = 6 // first of spec.CgroupProcs cgroup v1 cgroup.procs files
 )
 
 // maxSpecBytes bounds what the helper reads from the spec file.
@@ -90,21 +91,22 @@ func helperExec() error {
 		}
 	}
 
-	// 2. A daemon with a lowered OOM score (the systemd unit's
-	// OOMScoreAdjust) must not pass that protection on to builds. Raising
-	// the score needs no privilege (lowering it back would). It must happen
-	// before step 3: a non-dumpable process cannot write its own /proc files.
-	if err := raiseOOMScoreAdj(0); err != nil {
-		return err
-	}
-
-	// 3. Not dumpable until the exec: no other process of the caller's
-	// (another build) can ptrace this one and skip step 9. The exec of the
-	// job makes it dumpable again. (A window remains between this binary's
-	// exec and this line; the daemon checks NoNewPrivs after the exec.)
+	// 2. Not dumpable until the exec: no other process of the caller's
+	// (another build) can ptrace this one from here on and skip a step.
+	// (no_new_privs itself is already set: the daemon forks from a thread
+	// that has it.)
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return os.NewSyscallError("prctl(PR_SET_DUMPABLE)", err)
 	}
+
+	// 3. Wait for the daemon: it sets what only root may set on this
+	// process (a lowered OOM score raised back) before the job may run.
+	goFile := os.NewFile(helperGoFD, "exec-go")
+	var b [1]byte
+	if n, _ := goFile.Read(b[:]); n != 1 {
+		return errors.New("exec helper: the daemon did not release the build")
+	}
+	goFile.Close()
 
 	// 4. The spec, from the daemon only.
 	spec, err := readSpec()
@@ -181,24 +183,23 @@ func readSpec() (*helperSpec, error) {
 	return &spec, nil
 }
 
-// raiseOOMScoreAdj raises this process's oom_score_adj to at least min.
-func raiseOOMScoreAdj(min int) error {
-	const p = "/proc/self/oom_score_adj"
+// raiseOOMScoreAdj raises the oom_score_adj of a process to at least min.
+// The daemon calls it for the helper as root: the helper itself could raise
+// its score only while dumpable, and it is not.
+func raiseOOMScoreAdj(pid, min int) error {
+	p := "/proc/" + strconv.Itoa(pid) + "/oom_score_adj"
 	data, err := os.ReadFile(p)
 	if err != nil {
-		return fmt.Errorf("exec helper: %w", err)
+		return err
 	}
 	cur, err := strconv.Atoi(strings.TrimSpace(string(data)))
 	if err != nil {
-		return fmt.Errorf("exec helper: parse %s: %w", p, err)
+		return fmt.Errorf("parse %s: %w", p, err)
 	}
 	if cur >= min {
 		return nil
 	}
-	if err := os.WriteFile(p, []byte(strconv.Itoa(min)), 0); err != nil {
-		return fmt.Errorf("exec helper: %w", err)
-	}
-	return nil
+	return os.WriteFile(p, []byte(strconv.Itoa(min)), 0)
 }
 
 // kernelSigaction is struct sigaction as rt_sigaction(2) takes it. Only the

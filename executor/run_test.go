@@ -318,9 +318,10 @@ func TestNoNewPrivsStopsASetuidBinaryFromRising(t *testing.T) {
 		name       string
 		noNewPrivs bool
 		wantEUID   string
+		wantNNP    string
 	}{
-		{"with no_new_privs a setuid-root id reports the caller's euid", true, strconv.Itoa(u.UID)},
-		{"the control run without no_new_privs reports euid 0 (so the mount honours setuid)", false, "0"},
+		{"with no_new_privs a setuid-root id reports the caller's euid", true, strconv.Itoa(u.UID), "NoNewPrivs:\t1"},
+		{"the control run without no_new_privs reports euid 0 (so the mount honours setuid)", false, "0", "NoNewPrivs:\t0"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -329,7 +330,7 @@ func TestNoNewPrivsStopsASetuidBinaryFromRising(t *testing.T) {
 			res, c := runJob(t, x, j)
 			out, _ := c.out()
 			lines := strings.Split(strings.TrimSpace(out), "\n")
-			if res.Code != 0 || len(lines) != 2 || lines[0] != tc.wantEUID {
+			if res.Code != 0 || len(lines) != 2 || lines[0] != tc.wantEUID || lines[1] != tc.wantNNP {
 				t.Errorf("euid = %q, want %s (result %+v)\n%s", out, tc.wantEUID, res, c)
 			}
 		})
@@ -346,30 +347,29 @@ func fcntlClearCloexec(f *os.File) (int, error) {
 	return int(r), nil
 }
 
-// TestHelperRaisesALoweredOOMScore runs raiseOOMScoreAdj in a child
-// process: a daemon whose unit lowers its OOM score (OOMScoreAdjust) must
-// not pass that on, and the helper raises it back. (Lowering the score to
-// set the scene needs CAP_SYS_RESOURCE, which this machine's root lacks, so
-// the child raises it from 0 to 300 instead; the helper uses the same
-// function with 0.)
-func TestHelperRaisesALoweredOOMScore(t *testing.T) {
-	if os.Getenv("BS_OOM_CHILD") == "1" {
-		if err := raiseOOMScoreAdj(300); err != nil {
-			fmt.Println("error:", err)
-			return
-		}
-		if err := raiseOOMScoreAdj(100); err != nil { // never lowers
-			fmt.Println("error:", err)
-			return
-		}
-		data, _ := os.ReadFile("/proc/self/oom_score_adj")
-		fmt.Printf("oom_score_adj=%s", data)
-		return
+// TestTheDaemonRaisesALoweredOOMScoreOfTheHelper checks raiseOOMScoreAdj
+// on a child process: a daemon whose unit lowers its OOM score
+// (OOMScoreAdjust) must not pass that on, and the daemon raises the helper's
+// back to 0 before the job runs. (Lowering a score to set the scene needs
+// CAP_SYS_RESOURCE, which this machine's root lacks, so the child's score is
+// raised from 0 to 300 here; never lowered again.)
+func TestTheDaemonRaisesALoweredOOMScoreOfTheHelper(t *testing.T) {
+	testenv.RequireRoot(t)
+	cmd := exec.Command("/bin/sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperRaisesALoweredOOMScore$")
-	cmd.Env = append(os.Environ(), "BS_OOM_CHILD=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "oom_score_adj=300\n") {
-		t.Errorf("child: %v\n%s", err, out)
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	pid := cmd.Process.Pid
+	if err := raiseOOMScoreAdj(pid, 300); err != nil {
+		t.Fatal(err)
+	}
+	if err := raiseOOMScoreAdj(pid, 100); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid))
+	if strings.TrimSpace(string(data)) != "300" {
+		t.Errorf("oom_score_adj = %q, want 300 (raised, then not lowered)", data)
 	}
 }
