@@ -2,7 +2,10 @@ package executor
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -365,4 +368,107 @@ func TestLimitsAreInEffectInsideTheBuild(t *testing.T) {
 		t.Errorf("cpu limit = %q / %q %q", files["cpu.max"], files["cpu.cfs_quota_us"], files["cpu.cfs_period_us"])
 	}
 	assertNothingLeft(t, u)
+}
+
+func TestConcurrentBuildsAreContainedSeparately(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			u := carol(t)
+			x := newExecutor(t, m.opts)
+			ws := workspace(t, u)
+			type out struct {
+				res Result
+				c   *collector
+			}
+			const n = 6
+			results := make(chan out, n)
+			for i := 0; i < n; i++ {
+				go func(i int) {
+					var j Job
+					if i == 0 {
+						// One build times out and is killed ...
+						j = job(u, ws, "/bin/sh", "-c", "trap '' TERM; sleep 300 & sleep 300")
+						j.Timeout = time.Second
+					} else {
+						// ... while the others finish with their own output.
+						j = job(u, ws, "/bin/sh", "-c", fmt.Sprintf("sleep 0.%d; echo build %d; exit %d", i, i, i))
+					}
+					res, c := runJob(t, x, j)
+					results <- out{res, c}
+				}(i)
+			}
+			seen := map[int]bool{}
+			for i := 0; i < n; i++ {
+				o := <-results
+				got, _ := o.c.out()
+				switch {
+				case o.res.TimedOut:
+					if o.res.Code != 124 || seen[0] {
+						t.Errorf("timed-out build: %+v", o.res)
+					}
+					seen[0] = true
+				case o.res.Code >= 1 && o.res.Code < n && got == fmt.Sprintf("build %d\n", o.res.Code) && o.res.StartErr == nil:
+					seen[o.res.Code] = true
+				default:
+					t.Errorf("unexpected result %+v\n%s", o.res, o.c)
+				}
+			}
+			if len(seen) != n {
+				t.Errorf("saw builds %v, want all %d", seen, n)
+			}
+			assertNothingLeft(t, u)
+		})
+	}
+}
+
+// TestTheSubreaperReapsOrphansButNotOtherChildren checks the fallback's
+// reaper: zombies of build orphans reparented to the daemon are collected,
+// while an exec.Cmd of the daemon's own keeps its exit status.
+func TestTheSubreaperReapsOrphansButNotOtherChildren(t *testing.T) {
+	u := carol(t)
+	x := newExecutor(t, Options{ForceProcessGroup: true})
+	ws := workspace(t, u)
+	// A child of the daemon's own that exits while builds come and go.
+	own := exec.Command("/bin/sh", "-c", "sleep 1; exit 7")
+	if err := own.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		// The orphan exits by itself right after the build, becoming a
+		// zombie child of the daemon.
+		res, c := runJob(t, x, job(u, ws, "/bin/sh", "-c", "setsid sh -c 'sleep 0.2' & echo started"))
+		if res.Code != 0 {
+			t.Errorf("result %+v\n%s", res, c)
+		}
+	}
+	err := own.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 7 {
+		t.Errorf("the daemon's own child: %v, want exit status 7", err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		z := zombieChildrenOf(os.Getpid(), u.UID)
+		if len(z) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("zombie children of the daemon not reaped: %v", z)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	assertNothingLeft(t, u)
+}
+
+func zombieChildrenOf(ppid, uid int) []int {
+	var out []int
+	for _, p := range allProcs() {
+		if p.ppid == ppid && p.state == 'Z' {
+			if u, ok := realUID(p.pid); ok && u == uid {
+				out = append(out, p.pid)
+			}
+		}
+	}
+	return out
 }
