@@ -234,16 +234,16 @@ func (m *Mapper) Map(ctx context.Context, c Caller, req protocol.Request) (*Fact
 
 	ctx, cancel := context.WithTimeout(ctx, ResolveTimeout)
 	defer cancel()
-	if err := asCaller(ctx, c, func() { m.resolveAll(f, pl, ms, c) }); err != nil {
+	if err := asCaller(ctx, c, func() { m.resolveAll(ctx, f, pl, ms, c) }); err != nil {
 		return nil, err
 	}
 	return f, nil
 }
 
 // resolveAll does every file-system lookup of one request; it runs with the
-// caller's file-system identity.
-func (m *Mapper) resolveAll(f *Facts, pl *plan, ms []mapping, c Caller) {
-	ws := resolvePath(f.Workspace.Host)
+// caller's file-system identity, and gives up on every lookup once ctx ends.
+func (m *Mapper) resolveAll(ctx context.Context, f *Facts, pl *plan, ms []mapping, c Caller) {
+	ws := resolvePath(ctx, f.Workspace.Host)
 	if ws.Err == nil {
 		f.Workspace.Resolved = ws.Path
 		f.Workspace.Exists = ws.Exists && ws.IsDir
@@ -269,7 +269,7 @@ func (m *Mapper) resolveAll(f *Facts, pl *plan, ms []mapping, c Caller) {
 		f.Cwd.Error = "the working directory is not an absolute path"
 	} else if h, ok := toHost(ms, f.Cwd.Container); ok {
 		f.Cwd.Host, f.Cwd.Mapped = h, true
-		r := resolvePath(h)
+		r := resolvePath(ctx, h)
 		if r.Err != nil {
 			f.Cwd.Error = errText(r.Err)
 		} else {
@@ -313,7 +313,7 @@ func (m *Mapper) resolveAll(f *Facts, pl *plan, ms []mapping, c Caller) {
 				Error: errNotReached})
 			continue
 		}
-		pf := pathFact(ms, "-C", u.arg, "argv", dir, dirOK, true, wsRoot)
+		pf := pathFact(ctx, ms, "-C", u.arg, "argv", dir, dirOK, true, wsRoot)
 		mf.Directories = append(mf.Directories, pf)
 		dirOK = pf.Resolved != ""
 		dir = pf.Resolved
@@ -334,21 +334,21 @@ func (m *Mapper) resolveAll(f *Facts, pl *plan, ms []mapping, c Caller) {
 			}
 			switch u.opt.short {
 			case 'f':
-				mf.Makefiles = append(mf.Makefiles, pathFact(ms, "-f", u.arg, s.source, dir, dirOK, mapped, wsRoot))
+				mf.Makefiles = append(mf.Makefiles, pathFact(ctx, ms, "-f", u.arg, s.source, dir, dirOK, mapped, wsRoot))
 			case 'I':
-				mf.Includes = append(mf.Includes, pathFact(ms, "-I", u.arg, s.source, dir, dirOK, mapped, wsRoot))
+				mf.Includes = append(mf.Includes, pathFact(ctx, ms, "-I", u.arg, s.source, dir, dirOK, mapped, wsRoot))
 			case 'o':
-				mf.OtherFiles = append(mf.OtherFiles, pathFact(ms, "-o", u.arg, s.source, dir, dirOK, mapped, wsRoot))
+				mf.OtherFiles = append(mf.OtherFiles, pathFact(ctx, ms, "-o", u.arg, s.source, dir, dirOK, mapped, wsRoot))
 			case 'W':
-				mf.OtherFiles = append(mf.OtherFiles, pathFact(ms, "-W", u.arg, s.source, dir, dirOK, mapped, wsRoot))
+				mf.OtherFiles = append(mf.OtherFiles, pathFact(ctx, ms, "-W", u.arg, s.source, dir, dirOK, mapped, wsRoot))
 			}
 		}
 	}
 	for _, mk := range pl.makefiles {
 		for _, w := range strings.Fields(mk.value) {
-			pf := pathFact(ms, "MAKEFILES", w, mk.source, dir, dirOK, false, wsRoot)
+			pf := pathFact(ctx, ms, "MAKEFILES", w, mk.source, dir, dirOK, false, wsRoot)
 			if !filepath.IsAbs(w) && pf.Error == "" && !pf.Exists {
-				pf = searchIncludePath(pf, w, mf.Includes, wsRoot)
+				pf = searchIncludePath(ctx, pf, w, mf.Includes, wsRoot)
 			}
 			mf.OtherFiles = append(mf.OtherFiles, pf)
 		}
@@ -357,7 +357,7 @@ func (m *Mapper) resolveAll(f *Facts, pl *plan, ms []mapping, c Caller) {
 		for _, name := range []string{"GNUmakefile", "makefile", "Makefile"} {
 			var st unix.Stat_t
 			if unix.Fstatat(unix.AT_FDCWD, filepath.Join(dir, name), &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
-				pf := pathFact(ms, "default", name, "default", dir, true, false, wsRoot)
+				pf := pathFact(ctx, ms, "default", name, "default", dir, true, false, wsRoot)
 				mf.DefaultMakefile = &pf
 				break
 			}
@@ -371,7 +371,7 @@ func (m *Mapper) resolveAll(f *Facts, pl *plan, ms []mapping, c Caller) {
 // the container when mapped is true, and taken literally otherwise (paths
 // inside MAKEFLAGS/MAKEFILES reach make unchanged, so make sees them as host
 // paths).
-func pathFact(ms []mapping, option, arg, source, dir string, dirOK, mapped bool, wsRoot string) PathFact {
+func pathFact(ctx context.Context, ms []mapping, option, arg, source, dir string, dirOK, mapped bool, wsRoot string) PathFact {
 	pf := PathFact{Option: option, Arg: arg, Source: source}
 	var host string
 	switch {
@@ -395,7 +395,7 @@ func pathFact(ms []mapping, option, arg, source, dir string, dirOK, mapped bool,
 		host += "/"
 	}
 	pf.Host, pf.Mapped = host, true
-	r := resolvePath(host)
+	r := resolvePath(ctx, host)
 	if r.Err != nil {
 		pf.Error = errText(r.Err)
 		return pf
@@ -413,7 +413,7 @@ var defaultIncludeDirs = []string{"/usr/include", "/usr/gnu/include", "/usr/loca
 // is not in its directory: it looks in the -I directories given at start
 // (not those of a MAKEFLAGS=... word, decoded only after the makefiles),
 // then in the default ones. The first hit is the file make reads.
-func searchIncludePath(pf PathFact, name string, includes []PathFact, wsRoot string) PathFact {
+func searchIncludePath(ctx context.Context, pf PathFact, name string, includes []PathFact, wsRoot string) PathFact {
 	var dirs []string
 	for _, inc := range includes {
 		if inc.IsDir && !strings.HasPrefix(inc.Source, "argv:") && !strings.Contains(inc.Source, ":") {
@@ -421,7 +421,7 @@ func searchIncludePath(pf PathFact, name string, includes []PathFact, wsRoot str
 		}
 	}
 	for _, d := range append(dirs, defaultIncludeDirs...) {
-		r := resolvePath(filepath.Join(d, name))
+		r := resolvePath(ctx, filepath.Join(d, name))
 		if r.Err == nil && r.Exists {
 			pf.Host = filepath.Join(d, name)
 			pf.Resolved, pf.Exists, pf.IsDir = r.Path, true, r.IsDir
