@@ -106,6 +106,9 @@ var variants = []struct {
 	}, rules: []string{"identity.unknown_account"}, reason: "uid 12345 has no account on this host"},
 	{name: "a gid the account does not have is refused", change: func(f *Facts) { f.Peer.GID = 4242 },
 		rules: []string{"identity.foreign_gid"}},
+	{name: "attack: running as the account's denied group sudo (sg sudo make) is refused", change: func(f *Facts) { f.Peer.GID = 27 },
+		rules:  []string{"identity.denied_gid"},
+		reason: "gid 27 is in build.identity.deny_groups (builds never run with it): run with your own group (primary gid 1000)"},
 	{name: "gcc is not an allowed command", change: func(f *Facts) {
 		f.Request.Command = "gcc"
 		f.Mapping.Make = nil
@@ -564,6 +567,7 @@ func TestInvariantsHoldWhateverThePolicySays(t *testing.T) {
 		{"a root caller", allowAll, func(f *Facts, _ *config.Config) { f.Peer.UID, f.Account.UID = 0, 0 }, "engine.root"},
 		{"an unknown account", allowAll, func(f *Facts, _ *config.Config) { f.Account = Account{} }, "engine.account"},
 		{"a gid the account lacks", allowAll, func(f *Facts, _ *config.Config) { f.Peer.GID = 0 }, "engine.gid"},
+		{"attack: a denied group of the account as the gid", allowAll, func(f *Facts, _ *config.Config) { f.Peer.GID = 27 }, "engine.gid"},
 		{"a command outside build.commands", allowAll, func(f *Facts, _ *config.Config) { f.Request.Command = "bash" }, "engine.command"},
 		{"no path facts", allowAll, func(f *Facts, _ *config.Config) { f.Mapping = nil }, "engine.no_facts"},
 		{"an unparsed argv", allowAll, func(f *Facts, _ *config.Config) { f.Mapping.Make.ParseError = "bad" }, "engine.unparsed_argv"},

@@ -50,6 +50,25 @@ func TestComputeIdentity(t *testing.T) {
 			want: Identity{UID: 1000, GID: 0, Groups: []int{}, GIDAllowed: false, Dropped: []int{0}},
 		},
 		{
+			name: "attack: running as a denied supplementary group (sg docker make) does not give the build that gid",
+			peer: Peer{UID: 1000, GID: 998, Groups: []int{1000, 998}},
+			acc:  alice, deny: deny,
+			want: Identity{UID: 1000, GID: 998, Groups: []int{1000}, GIDAllowed: false, GIDDenied: true, Dropped: []int{998}},
+		},
+		{
+			name: "attack: a denied gid written as a number is refused too",
+			peer: Peer{UID: 1000, GID: 100, Groups: []int{100}},
+			acc:  alice, deny: []string{"100"},
+			want: Identity{UID: 1000, GID: 100, Groups: []int{}, GIDAllowed: false, GIDDenied: true, Dropped: []int{100}},
+		},
+		{
+			name: "a primary gid with no group name is still the account's own",
+			peer: Peer{UID: 1000, GID: 1000, Groups: []int{1000}},
+			acc:  Account{Known: true, UID: 1000, GID: 1000, Groups: []int{1000}, GroupNames: map[int]string{}},
+			deny: deny,
+			want: Identity{UID: 1000, GID: 1000, Groups: []int{}, GIDAllowed: true, Dropped: []int{1000}},
+		},
+		{
 			name: "an unknown account gets no gid and no groups",
 			peer: Peer{UID: 12345, GID: 12345, Groups: []int{12345}},
 			acc:  Account{Known: false}, deny: deny,

@@ -50,8 +50,10 @@ type Identity struct {
 	UID    int   `json:"uid"`
 	GID    int   `json:"gid"`
 	Groups []int `json:"groups"`
-	// GIDAllowed is false when the peer's gid is not one of the account's.
+	// GIDAllowed is false when the peer's gid is not one of the account's,
+	// or is in build.identity.deny_groups (then GIDDenied is true).
 	GIDAllowed bool `json:"gid_allowed"`
+	GIDDenied  bool `json:"gid_denied"`
 	// Dropped lists peer groups removed (not the account's, or denied).
 	Dropped []int `json:"dropped_groups"`
 }

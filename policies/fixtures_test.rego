@@ -77,7 +77,7 @@ input_ok := {
 		"groups": [1000, 1001],
 		"group_names": {"1000": "alice", "1001": "team"},
 	},
-	"identity": {"uid": 1000, "gid": 1000, "groups": [1000, 1001], "gid_allowed": true, "dropped_groups": []},
+	"identity": {"uid": 1000, "gid": 1000, "groups": [1000, 1001], "gid_allowed": true, "gid_denied": false, "dropped_groups": []},
 	"workspace": {"container": "/home/alice", "host": ws, "resolved": ws, "exists": true, "safe": true},
 	"cwd": {
 		"container": "/home/alice/project",

@@ -40,4 +40,13 @@ deny contains {
 } if {
 	input.account.known
 	not input.identity.gid_allowed
+	not input.identity.gid_denied
+}
+
+deny contains {
+	"rule": "identity.denied_gid",
+	"reason": sprintf("gid %d is in build.identity.deny_groups (builds never run with it): run with your own group (primary gid %d)", [input.peer.gid, input.account.gid]),
+} if {
+	input.account.known
+	input.identity.gid_denied
 }

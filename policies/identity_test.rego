@@ -32,8 +32,15 @@ test_the_overflow_uid_of_an_unmapped_user_namespace_is_refused if {
 }
 
 test_a_gid_the_account_does_not_have_is_refused if {
-	denials({"peer": {"gid": 4242}, "identity": {"gid": 4242, "gid_allowed": false}}) == {{
+	denials({"peer": {"gid": 4242}, "identity": {"gid": 4242, "gid_allowed": false, "gid_denied": false}}) == {{
 		"rule": "identity.foreign_gid",
 		"reason": "gid 4242 is not a group of account alice (primary gid 1000): run with your own group",
+	}}
+}
+
+test_a_denied_group_of_the_account_as_the_gid_is_refused if {
+	denials({"peer": {"gid": 998}, "identity": {"gid": 998, "gid_allowed": false, "gid_denied": true}}) == {{
+		"rule": "identity.denied_gid",
+		"reason": "gid 998 is in build.identity.deny_groups (builds never run with it): run with your own group (primary gid 1000)",
 	}}
 }
