@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf16"
 
 	"github.com/rs/zerolog"
 	"gopkg.in/natefinch/lumberjack.v2"
@@ -74,7 +76,44 @@ func plainWriter(out io.Writer) io.Writer {
 			}
 			return s
 		},
+		// A string value arrives here already quoted by strconv.Quote
+		// when it needs it; a list arrives as JSON, which leaves every
+		// non-ASCII rune raw, including U+0085 NEXT LINE and U+2028/9
+		// (line breaks to Python's splitlines, Java's \R, many viewers)
+		// and bidi overrides such as U+202E, so an argument could show a
+		// forged line. Escape them as JSON does control bytes.
+		FormatFieldValue: func(i any) string { return escapeUnprintable(fmt.Sprintf("%s", i)) },
 	}
+}
+
+// escapeUnprintable writes every non-ASCII rune that is not printable as a
+// \uXXXX escape (a UTF-16 pair above U+FFFF), valid inside a JSON string;
+// ASCII is left alone (JSON and strconv.Quote already escaped its controls).
+func escapeUnprintable(s string) string {
+	clean := true
+	for _, r := range s {
+		if r >= 0x80 && !unicode.IsPrint(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if r < 0x80 || unicode.IsPrint(r) {
+			b.WriteRune(r)
+			continue
+		}
+		if r > 0xffff {
+			r1, r2 := utf16.EncodeRune(r)
+			fmt.Fprintf(&b, "\\u%04x\\u%04x", r1, r2)
+		} else {
+			fmt.Fprintf(&b, "\\u%04x", r)
+		}
+	}
+	return b.String()
 }
 
 func needsQuote(s string) bool {
