@@ -25,7 +25,9 @@
 //
 // Resolution runs with the caller's file-system identity (see asCaller): a
 // component the caller cannot search is reported as "permission denied"
-// with nothing resolved, never with what lies behind it.
+// with nothing resolved, never with what lies behind it. One request may
+// walk at most maxLookups components in all and stops when its context
+// ends; a path past either has an Error and nothing resolved.
 //
 // # Canonical argv
 //
@@ -241,9 +243,11 @@ func (m *Mapper) Map(ctx context.Context, c Caller, req protocol.Request) (*Fact
 }
 
 // resolveAll does every file-system lookup of one request; it runs with the
-// caller's file-system identity, and gives up on every lookup once ctx ends.
+// caller's file-system identity, and gives up on every lookup once ctx ends
+// or the request's lookup budget (maxLookups) is spent.
 func (m *Mapper) resolveAll(ctx context.Context, f *Facts, pl *plan, ms []mapping, c Caller) {
-	ws := resolvePath(ctx, f.Workspace.Host)
+	wk := newWalk(ctx)
+	ws := resolvePath(wk, f.Workspace.Host)
 	if ws.Err == nil {
 		f.Workspace.Resolved = ws.Path
 		f.Workspace.Exists = ws.Exists && ws.IsDir
@@ -269,7 +273,7 @@ func (m *Mapper) resolveAll(ctx context.Context, f *Facts, pl *plan, ms []mappin
 		f.Cwd.Error = "the working directory is not an absolute path"
 	} else if h, ok := toHost(ms, f.Cwd.Container); ok {
 		f.Cwd.Host, f.Cwd.Mapped = h, true
-		r := resolvePath(ctx, h)
+		r := resolvePath(wk, h)
 		if r.Err != nil {
 			f.Cwd.Error = errText(r.Err)
 		} else {
@@ -313,7 +317,7 @@ func (m *Mapper) resolveAll(ctx context.Context, f *Facts, pl *plan, ms []mappin
 				Error: errNotReached})
 			continue
 		}
-		pf := pathFact(ctx, ms, "-C", u.arg, "argv", dir, dirOK, true, wsRoot)
+		pf := pathFact(wk, ms, "-C", u.arg, "argv", dir, dirOK, true, wsRoot)
 		mf.Directories = append(mf.Directories, pf)
 		dirOK = pf.Resolved != ""
 		dir = pf.Resolved
@@ -334,21 +338,21 @@ func (m *Mapper) resolveAll(ctx context.Context, f *Facts, pl *plan, ms []mappin
 			}
 			switch u.opt.short {
 			case 'f':
-				mf.Makefiles = append(mf.Makefiles, pathFact(ctx, ms, "-f", u.arg, s.source, dir, dirOK, mapped, wsRoot))
+				mf.Makefiles = append(mf.Makefiles, pathFact(wk, ms, "-f", u.arg, s.source, dir, dirOK, mapped, wsRoot))
 			case 'I':
-				mf.Includes = append(mf.Includes, pathFact(ctx, ms, "-I", u.arg, s.source, dir, dirOK, mapped, wsRoot))
+				mf.Includes = append(mf.Includes, pathFact(wk, ms, "-I", u.arg, s.source, dir, dirOK, mapped, wsRoot))
 			case 'o':
-				mf.OtherFiles = append(mf.OtherFiles, pathFact(ctx, ms, "-o", u.arg, s.source, dir, dirOK, mapped, wsRoot))
+				mf.OtherFiles = append(mf.OtherFiles, pathFact(wk, ms, "-o", u.arg, s.source, dir, dirOK, mapped, wsRoot))
 			case 'W':
-				mf.OtherFiles = append(mf.OtherFiles, pathFact(ctx, ms, "-W", u.arg, s.source, dir, dirOK, mapped, wsRoot))
+				mf.OtherFiles = append(mf.OtherFiles, pathFact(wk, ms, "-W", u.arg, s.source, dir, dirOK, mapped, wsRoot))
 			}
 		}
 	}
 	for _, mk := range pl.makefiles {
 		for _, w := range strings.Fields(mk.value) {
-			pf := pathFact(ctx, ms, "MAKEFILES", w, mk.source, dir, dirOK, false, wsRoot)
+			pf := pathFact(wk, ms, "MAKEFILES", w, mk.source, dir, dirOK, false, wsRoot)
 			if !filepath.IsAbs(w) && pf.Error == "" && !pf.Exists {
-				pf = searchIncludePath(ctx, pf, w, mf.Includes, wsRoot)
+				pf = searchIncludePath(wk, pf, w, mf.Includes, wsRoot)
 			}
 			mf.OtherFiles = append(mf.OtherFiles, pf)
 		}
@@ -357,7 +361,7 @@ func (m *Mapper) resolveAll(ctx context.Context, f *Facts, pl *plan, ms []mappin
 		for _, name := range []string{"GNUmakefile", "makefile", "Makefile"} {
 			var st unix.Stat_t
 			if unix.Fstatat(unix.AT_FDCWD, filepath.Join(dir, name), &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
-				pf := pathFact(ctx, ms, "default", name, "default", dir, true, false, wsRoot)
+				pf := pathFact(wk, ms, "default", name, "default", dir, true, false, wsRoot)
 				mf.DefaultMakefile = &pf
 				break
 			}
@@ -371,7 +375,7 @@ func (m *Mapper) resolveAll(ctx context.Context, f *Facts, pl *plan, ms []mappin
 // the container when mapped is true, and taken literally otherwise (paths
 // inside MAKEFLAGS/MAKEFILES reach make unchanged, so make sees them as host
 // paths).
-func pathFact(ctx context.Context, ms []mapping, option, arg, source, dir string, dirOK, mapped bool, wsRoot string) PathFact {
+func pathFact(wk *walk, ms []mapping, option, arg, source, dir string, dirOK, mapped bool, wsRoot string) PathFact {
 	pf := PathFact{Option: option, Arg: arg, Source: source}
 	var host string
 	switch {
@@ -395,7 +399,7 @@ func pathFact(ctx context.Context, ms []mapping, option, arg, source, dir string
 		host += "/"
 	}
 	pf.Host, pf.Mapped = host, true
-	r := resolvePath(ctx, host)
+	r := resolvePath(wk, host)
 	if r.Err != nil {
 		pf.Error = errText(r.Err)
 		return pf
@@ -413,7 +417,7 @@ var defaultIncludeDirs = []string{"/usr/include", "/usr/gnu/include", "/usr/loca
 // is not in its directory: it looks in the -I directories given at start
 // (not those of a MAKEFLAGS=... word, decoded only after the makefiles),
 // then in the default ones. The first hit is the file make reads.
-func searchIncludePath(ctx context.Context, pf PathFact, name string, includes []PathFact, wsRoot string) PathFact {
+func searchIncludePath(wk *walk, pf PathFact, name string, includes []PathFact, wsRoot string) PathFact {
 	var dirs []string
 	for _, inc := range includes {
 		if inc.IsDir && !strings.HasPrefix(inc.Source, "argv:") && !strings.Contains(inc.Source, ":") {
@@ -421,7 +425,12 @@ func searchIncludePath(ctx context.Context, pf PathFact, name string, includes [
 		}
 	}
 	for _, d := range append(dirs, defaultIncludeDirs...) {
-		r := resolvePath(ctx, filepath.Join(d, name))
+		r := resolvePath(wk, filepath.Join(d, name))
+		if r.Err != nil && (errors.Is(r.Err, errTooManyLookups) || wk.ctx.Err() != nil) {
+			// The search was cut short: make may find the name in a
+			// directory not looked at, so nothing is known (fail closed).
+			return PathFact{Option: pf.Option, Arg: pf.Arg, Source: pf.Source, Error: errText(r.Err)}
+		}
 		if r.Err == nil && r.Exists {
 			pf.Host = filepath.Join(d, name)
 			pf.Resolved, pf.Exists, pf.IsDir = r.Path, true, r.IsDir

@@ -37,13 +37,43 @@ func errText(err error) string {
 	return err.Error()
 }
 
+// maxLookups bounds the components one request may walk in all. A request
+// of 64 KiB can name thousands of paths, each through 40 symlinks of 4 KiB
+// targets, or thousands of MAKEFILES names searched in thousands of -I
+// directories: minutes of root CPU without a bound. An honest request
+// needs a few thousand lookups. A variable so tests can lift it.
+var maxLookups = 1 << 20
+
+// errTooManyLookups is the fact a path gets once the request's budget is
+// spent (the policy denies with it).
+var errTooManyLookups = fmt.Errorf("too many path lookups for one request (more than %d): name fewer paths", maxLookups)
+
+// walk is one request's resolution: it ends with ctx (a walk abandoned by
+// asCaller must not go on burning a thread and a CPU as root) and after
+// maxLookups steps.
+type walk struct {
+	ctx  context.Context
+	left int
+}
+
+func newWalk(ctx context.Context) *walk { return &walk{ctx: ctx, left: maxLookups} }
+
+func (w *walk) step() error {
+	if err := w.ctx.Err(); err != nil {
+		return err
+	}
+	if w.left <= 0 {
+		return errTooManyLookups
+	}
+	w.left--
+	return nil
+}
+
 // resolvePath resolves an absolute host path component by component:
 // O_PATH|O_NOFOLLOW opens (which never read, and do not block on FIFOs),
-// readlinkat for symlinks, ".." taken physically, at most maxSymlinks links.
-// It stops with ctx's error as soon as ctx ends: one request can name
-// thousands of paths, each through 40 symlinks of 4 KiB targets, and a walk
-// abandoned by asCaller must not go on burning a thread and a CPU as root.
-func resolvePath(ctx context.Context, p string) resolved {
+// readlinkat for symlinks, ".." taken physically, at most maxSymlinks links,
+// each component a step of wk.
+func resolvePath(wk *walk, p string) resolved {
 	if !filepath.IsAbs(p) {
 		return resolved{Err: fmt.Errorf("resolve %q: %w", p, unix.EINVAL)}
 	}
@@ -56,7 +86,7 @@ func resolvePath(ctx context.Context, p string) resolved {
 	todo := splitComponents(p)
 	links := 0
 	for len(todo) > 0 {
-		if err := ctx.Err(); err != nil {
+		if err := wk.step(); err != nil {
 			return resolved{Err: err}
 		}
 		c := todo[0]
