@@ -447,12 +447,16 @@ func (s *Server) build(ctx context.Context, cs *connState, r *bufio.Reader, gen 
 	<-ctlDone
 }
 
+// maxSignals is how many signals one connection may forward; build-cli
+// sends at most 3 before it gives up and closes.
+const maxSignals = 16
+
 // readControl reads control lines until the client closes (or the
 // connection is closed under it). It returns true when the client went
 // away, which cancels the build. A malformed control line is logged and
 // ignored: the client is still there and its build is not at fault.
 func (s *Server) readControl(r *bufio.Reader, signals chan<- syscall.Signal, log zerolog.Logger) (clientGone bool) {
-	logged := 0
+	logged, forwarded := 0, 0
 	for {
 		line, err := readLine(r, protocol.MaxControlBytes)
 		if errors.Is(err, errTooLong) {
@@ -493,6 +497,18 @@ func (s *Server) readControl(r *bufio.Reader, signals chan<- syscall.Signal, log
 			}
 			continue
 		}
+		if forwarded >= maxSignals {
+			// A build that ignores its signals keeps make alive, and a
+			// client streaming signal lines would otherwise write a log
+			// line each (tens of thousands a second, rotating the audit
+			// trail away) and a kill(2) each.
+			if forwarded == maxSignals {
+				forwarded++
+				log.Warn().Int("max_signals", maxSignals).Msg("too many signals from this client; further signal lines ignored")
+			}
+			continue
+		}
+		forwarded++
 		log.Info().Str("signal", ctl.Signal).Msg("forwarding signal to build")
 		select {
 		case signals <- sig:

@@ -89,6 +89,8 @@ type fakeRunner struct {
 	jobs []executor.Job
 	// started gets one value per job that began.
 	started chan string
+	// signals counts what reached a "sleep-ignoring-signals" job.
+	signals int
 }
 
 func (r *fakeRunner) Mode() string { return "fake" }
@@ -102,6 +104,20 @@ func (r *fakeRunner) Run(ctx context.Context, job executor.Job, emit func(protoc
 	}
 	emit(protocol.OutputEvent(protocol.EventStdout, "ran "+strings.Join(job.Args, " ")+"\n"))
 	for _, a := range job.Args {
+		if a == "sleep-ignoring-signals" {
+			for {
+				select {
+				case <-ctx.Done():
+					return executor.Result{Code: 143, ExitCode: -1, Signal: "SIGTERM", Cancelled: true}
+				case <-signals:
+					r.mu.Lock()
+					r.signals++
+					r.mu.Unlock()
+				case <-time.After(job.Timeout):
+					return executor.Result{Code: 124, TimedOut: true}
+				}
+			}
+		}
 		if a == "sleep" {
 			select {
 			case <-ctx.Done():

@@ -253,6 +253,44 @@ func TestControlLinesForwardSignalsAndEOFCancels(t *testing.T) {
 	})
 }
 
+// TestSignalFloodIsBounded: a build that ignores its signals keeps make
+// alive; a client then streams signal control lines. Each one used to be a
+// log line (and a kill(2) as root): tens of thousands a second, enough to
+// rotate the audit trail away.
+func TestSignalFloodIsBounded(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		sig              string
+		writes, perWrite int
+	}{
+		{"attack: 5000 HUP lines in one write at a build that ignores them", "HUP", 1, 5000},
+		{"attack: 2000 INT lines in 200 writes", "INT", 200, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := start(t, nil, nil)
+			h.runner.started = make(chan string, 1)
+			c := h.dial()
+			c.Write(request("flood", "sleep-ignoring-signals"))
+			<-h.runner.started
+			for range tc.writes {
+				c.Write([]byte(strings.Repeat(`{"type":"signal","signal":"`+tc.sig+`"}`+"\n", tc.perWrite)))
+			}
+			waitUntil(t, "the flood read", func() bool { return h.log.countLines("further signal lines ignored") == 1 })
+			c.Close()
+			waitUntil(t, "the build cancelled", func() bool { return h.log.countLines("cancelled=true") == 1 })
+			if n := h.log.countLines("forwarding signal to build"); n > 16 {
+				t.Errorf("%d signal log lines for one connection, want at most 16", n)
+			}
+			h.runner.mu.Lock()
+			got := h.runner.signals
+			h.runner.mu.Unlock()
+			if got == 0 || got > 16 {
+				t.Errorf("the build got %d signals, want 1..16", got)
+			}
+		})
+	}
+}
+
 func TestBuildSlotIsReservedBeforeTheDecision(t *testing.T) {
 	h := start(t, nil, nil)
 	h.runner.started = make(chan string, 2)
