@@ -73,3 +73,55 @@ test_a_setting_that_is_not_true_allows_nothing if {
 		with data.build_service.settings.make_args as {"allow_eval": "yes"}
 	count(d) == 1
 }
+
+valued(name, value) := {"name": name, "op": ":=", "value": value, "source": "argv"}
+
+test_attack_functions_in_an_assignment_value_are_refused if {
+	every value in [
+		"$(eval SHELL:=/bin/bash)",
+		"${eval include /etc/evil.mk}",
+		"$(eval\tinclude /x)",
+		"$(shell id)",
+		"$(file </etc/shadow)",
+		"$(guile (system))",
+		"$(call eval,include /x)",
+		"$(call $(subst Z,e,Zval),SHELL:=/bin/sh)",
+		"-O2 $(if 1,$(eval X:=1))",
+		"$$(eval -include /x)",
+	] {
+		some d in denials(fixtures.with_make({"assignments": [valued("CFLAGS", value)]}))
+		d.rule == "make_args.function_in_value"
+	}
+}
+
+test_the_function_is_named_in_the_reason if {
+	denials(fixtures.with_make({"assignments": [valued("X", "$(eval SHELL:=/bin/sh)")]})) == {{
+		"rule": "make_args.function_in_value",
+		"reason": "assignment X calls $(eval ...): it runs make code, a command or a file no path check sees; give it a literal value",
+	}}
+}
+
+test_ordinary_references_in_values_are_not_refused if {
+	every value in ["$(BASE_CFLAGS) -O2", "$(HOME)/x", "${evaluate}", "$(shellcheck)", "$(eval)", "$(files) x", "$$HOME"] {
+		count(denials(fixtures.with_make({"assignments": [valued("CFLAGS", value)]}))) == 0
+	}
+}
+
+test_attack_a_function_in_a_passed_environment_variable_is_refused if {
+	denials(object.union(fixtures.with_make({}), {"env": {"CFLAGS": "$(eval SHELL:=/bin/sh)"}})) == {{
+		"rule": "make_args.function_in_env",
+		"reason": "CFLAGS calls $(eval ...): make imports it as a variable, so it runs make code, a command or a file no path check sees; give it a literal value",
+	}}
+}
+
+test_a_variable_that_is_not_passed_is_not_judged if {
+	count(denials(object.union(fixtures.with_make({}), {"env": {"NOT_ALLOWED": "$(shell id)"}}))) == 0
+}
+
+test_an_operator_can_allow_functions_in_values if {
+	req := fixtures.with_make({"assignments": [valued("A", "$(eval X:=1)"), valued("B", "$(shell id)")]})
+	d := make_args.deny with input as req
+		with data.config as fixtures.config
+		with data.build_service.settings.make_args as {"allow_eval": true}
+	{x.reason | some x in d} == {"assignment B calls $(shell ...): it runs make code, a command or a file no path check sees; give it a literal value"}
+}
