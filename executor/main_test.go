@@ -28,6 +28,18 @@ var testHelper string
 func TestMain(m *testing.M) {
 	HelperMain()
 	os.Setenv("GODEBUG", "execwait=2")
+	// bs-carol is this package's alone, and its tests scan /proc by uid:
+	// two runs of this package at once (a developer's and ./...) would kill
+	// each other's builds. Serialise them.
+	// Children of a test that re-run this binary inherit the lock's holder.
+	if os.Getenv("BS_EXECUTOR_TESTS_LOCKED") == "" {
+		if lock, err := os.OpenFile(filepath.Join(os.TempDir(), "build-service-executor-tests.lock"), os.O_CREATE|os.O_RDWR, 0o600); err == nil {
+			if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+				fmt.Fprintln(os.Stderr, "lock:", err)
+			}
+			os.Setenv("BS_EXECUTOR_TESTS_LOCKED", "1")
+		}
+	}
 	dir, err := os.MkdirTemp("", "bs-executor-helper-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "helper dir:", err)
