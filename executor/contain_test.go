@@ -150,6 +150,22 @@ func TestCancelWhenTheClientGoesAway(t *testing.T) {
 	}
 }
 
+func TestAClientGoneBeforeTheStartStartsNothing(t *testing.T) {
+	u := carol(t)
+	x := newExecutor(t, Options{})
+	ws := workspace(t, u)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	marker := filepath.Join(ws, "ran")
+	res := x.Run(ctx, job(u, ws, "/usr/bin/touch", marker), nil, nil)
+	if !res.Cancelled || res.StartErr == nil || res.Code != 127 {
+		t.Errorf("result %+v", res)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Errorf("the job ran")
+	}
+}
+
 func TestAnEmitErrorCancelsTheBuild(t *testing.T) {
 	u := carol(t)
 	x := newExecutor(t, Options{})

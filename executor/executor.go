@@ -357,6 +357,10 @@ func (x *Executor) Run(ctx context.Context, job Job, emit func(protocol.Event) e
 	if err := x.checkJob(&job); err != nil {
 		return startFailed(err)
 	}
+	if err := ctx.Err(); err != nil {
+		// The client left before anything started: start nothing.
+		return Result{Code: protocol.ExitCannotStart, ExitCode: -1, Cancelled: true, StartErr: fmt.Errorf("not started: %w", err)}
+	}
 
 	cgs := &cgroupSetup{v1Base: x.cg.v1Base, v2Ctl: x.cg.v2Ctl, hasKill: x.cg.hasKill}
 	if x.v2 {
