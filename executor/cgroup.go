@@ -220,8 +220,34 @@ func discoverCgroups() *cgroupSetup {
 			continue
 		}
 		s.v1Base[c] = base
+		removeStale(base)
 	}
 	return s
+}
+
+// removeStale removes empty build cgroups left by daemons that died
+// without cleaning up (build-<pid>-... whose pid no longer exists). A
+// cgroup that still has a process in it cannot be removed and stays.
+func removeStale(base string) {
+	ents, err := os.ReadDir(base)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), "build-")
+		if !ok || !e.IsDir() {
+			continue
+		}
+		pidStr, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidStr)
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + pidStr); err == nil || pid <= 0 {
+			continue
+		}
+		_ = syscall.Rmdir(filepath.Join(base, e.Name()))
+	}
 }
 
 func (s *cgroupSetup) setupV2(dir string, isRoot bool) {
@@ -263,6 +289,7 @@ func (s *cgroupSetup) setupV2(dir string, isRoot bool) {
 	s.hasKill = err == nil
 	_ = os.Remove(probe)
 	s.v2Base = base
+	removeStale(base)
 
 	// Enable the controllers we use for children of base, where the parent
 	// offers them. A failure only means the limit falls back to v1.
