@@ -341,6 +341,13 @@ func (r *run) terminate() {
 // to the build's process group while its leader runs. When Run returns,
 // nothing of the build is left running (or an error is logged).
 func (x *Executor) Run(ctx context.Context, job Job, emit func(protocol.Event) error, signals <-chan syscall.Signal) (res Result) {
+	// The build's Pdeathsig fires when the OS thread that forked it exits,
+	// and other packages end threads on purpose (the mapper lets a thread
+	// whose file-system identity it changed die). Holding this goroutine's
+	// thread for the whole run keeps the forking thread alive and out of
+	// anyone else's hands until the build is over.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	start := time.Now()
 	defer func() { res.Duration = time.Since(start) }()
 	log := x.log.With().Str("build", job.ID).Logger()
