@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -176,7 +175,7 @@ func (s *Server) handle(c *net.UnixConn) {
 	log := s.log.With().Int("uid", cred.UID).Int("gid", cred.GID).Int("pid", cred.PID).Logger()
 
 	if reason := s.admitConn(cs, cfg.Service); reason != "" {
-		log.Warn().Str("reason", reason).Msg("connection refused")
+		s.logRefusal(log, cred.UID, "connection refused", reason)
 		cs.refuseEarly(protocol.ExitUnavailable, reason)
 		return
 	}
@@ -184,7 +183,7 @@ func (s *Server) handle(c *net.UnixConn) {
 
 	if s.selfUID != 0 && cred.UID != s.selfUID {
 		reason := fmt.Sprintf("denied: this build-service runs unprivileged as uid %d and serves only that uid (you are uid %d)", s.selfUID, cred.UID)
-		log.Warn().Str("reason", reason).Msg("connection refused")
+		s.logRefusal(log, cred.UID, "connection refused", reason)
 		cs.refuseEarly(protocol.ExitDenied, reason)
 		return
 	}
@@ -203,14 +202,14 @@ func (s *Server) handle(c *net.UnixConn) {
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			msg = fmt.Sprintf("bad request: no complete request line within %s", reqTimeout)
 		}
-		log.Warn().Str("reason", msg).Msg("request refused")
+		s.logRefusal(log, cred.UID, "request refused", msg)
 		cs.refuse(protocol.ExitUnavailable, msg)
 		return
 	}
 	req, err := protocol.DecodeRequest(line)
 	if err != nil {
 		msg := "bad request: " + err.Error()
-		log.Warn().Str("reason", msg).Msg("request refused")
+		s.logRefusal(log, cred.UID, "request refused", msg)
 		cs.refuse(protocol.ExitUnavailable, msg)
 		return
 	}
@@ -239,7 +238,7 @@ func (s *Server) handle(c *net.UnixConn) {
 		s.doctor(ctx, cs, gen, req, acct, log)
 	default:
 		msg := fmt.Sprintf("bad request: unsupported request type %q", req.Type)
-		log.Warn().Str("reason", msg).Msg("request refused")
+		s.logRefusal(log, cred.UID, "request refused", msg)
 		cs.refuse(protocol.ExitUnavailable, msg)
 	}
 }
@@ -386,16 +385,7 @@ func (s *Server) build(ctx context.Context, cs *connState, r *bufio.Reader, gen 
 		Int("run_uid", int(job.Cred.UID)).
 		Int("run_gid", int(job.Cred.GID)).
 		Msg("build started")
-	// The executor starts the build with Pdeathsig, which the kernel ties
-	// to the OS thread that forked, not to the process; and the mapper
-	// ends threads (it changes a locked thread's file-system identity and
-	// lets the thread die). Hold this goroutine's thread for the build's
-	// whole life so no thread that forked a running build can be handed to
-	// the mapper and killed under it (that SIGKILLed builds at random under
-	// load).
-	runtime.LockOSThread()
 	res := s.exec.Run(buildCtx, job, cs.send, signals)
-	runtime.UnlockOSThread()
 	stuck.Stop()
 	stopOnCancel()
 	// Whether the client left during the build, not after its exit event.

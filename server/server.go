@@ -105,6 +105,8 @@ type Server struct {
 	builds    int
 	buildsUsr map[int]int
 
+	refusals refusalLimiter // bounds refusal log lines per uid
+
 	wg       sync.WaitGroup // connection goroutines
 	hardCtx  context.Context
 	hardStop context.CancelFunc

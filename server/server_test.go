@@ -291,6 +291,36 @@ func TestSignalFloodIsBounded(t *testing.T) {
 	}
 }
 
+// TestRefusalFloodIsBoundedPerUID: a client that connects in a loop and
+// sends garbage (or nothing) is refused every time, but its refusals must
+// not flood the log: thousands of lines a second rotate the audit trail
+// away. Every client still gets its answer.
+func TestRefusalFloodIsBoundedPerUID(t *testing.T) {
+	for _, tc := range []struct {
+		name, line, logged string
+	}{
+		{"attack: 200 connections closed without a request", "", "request refused"},
+		{"attack: 200 requests that are not JSON", "garbage\n", "request refused"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := start(t, nil, nil)
+			for i := 0; i < 200; i++ {
+				c := h.dial()
+				c.Write([]byte(tc.line))
+				c.CloseWrite()
+				evs := readEvents(t, c)
+				c.Close()
+				if len(evs) != 2 || evs[1].Code == nil || *evs[1].Code != protocol.ExitUnavailable {
+					t.Fatalf("refusal %d: got %+v, want a message and exit %d", i, evs, protocol.ExitUnavailable)
+				}
+			}
+			if n := h.log.countLines(tc.logged); n != 20 {
+				t.Errorf("%d %q lines for 200 refusals of one uid, want %d", n, tc.logged, 20)
+			}
+		})
+	}
+}
+
 func TestBuildSlotIsReservedBeforeTheDecision(t *testing.T) {
 	h := start(t, nil, nil)
 	h.runner.started = make(chan string, 2)
