@@ -220,19 +220,22 @@ func discoverCgroups() *cgroupSetup {
 			continue
 		}
 		s.v1Base[c] = base
-		removeStale(base)
 	}
 	return s
 }
 
-// removeStale removes empty build cgroups left by daemons that died
-// without cleaning up (build-<pid>-... whose pid no longer exists). A
-// cgroup that still has a process in it cannot be removed and stays.
-func removeStale(base string) {
+// removeStale ends what a daemon that died without cleaning up left behind:
+// build cgroups named build-<pid>-... whose pid no longer exists. Their
+// processes are killed (cgroup.kill, else SIGKILL per pid, until the cgroup
+// is empty) and the cgroup removed, so a crash and restart cannot leave a
+// build running with no timeout and no one to report to. It returns how
+// many stale cgroups it found.
+func removeStale(base string) int {
 	ents, err := os.ReadDir(base)
 	if err != nil {
-		return
+		return 0
 	}
+	found := 0
 	for _, e := range ents {
 		rest, ok := strings.CutPrefix(e.Name(), "build-")
 		if !ok || !e.IsDir() {
@@ -240,14 +243,62 @@ func removeStale(base string) {
 		}
 		pidStr, _, _ := strings.Cut(rest, "-")
 		pid, err := strconv.Atoi(pidStr)
-		if err != nil || pid == os.Getpid() {
+		if err != nil || pid <= 0 || pid == os.Getpid() {
 			continue
 		}
-		if _, err := os.Stat("/proc/" + pidStr); err == nil || pid <= 0 {
-			continue
+		if _, err := os.Stat("/proc/" + pidStr); err == nil {
+			continue // its daemon still runs (a second daemon on this host)
 		}
-		_ = syscall.Rmdir(filepath.Join(base, e.Name()))
+		found++
+		dir := filepath.Join(base, e.Name())
+		for i := 0; i < 100; i++ {
+			procs := cgroupPids(dir)
+			if len(procs) == 0 {
+				break
+			}
+			if writeCgroupFile(dir, "cgroup.kill", "1") != nil {
+				for _, p := range procs {
+					_ = unix.Kill(p, unix.SIGKILL)
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		for i := 0; i < 50; i++ {
+			if err := syscall.Rmdir(dir); err == nil || !errors.Is(err, syscall.EBUSY) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
+	return found
+}
+
+// removeStale runs removeStale on every build cgroup base, v2 first (it
+// holds every build process; the v1 cgroups are then empty).
+func (s *cgroupSetup) removeStale() int {
+	n := 0
+	if s.v2Base != "" {
+		n += removeStale(s.v2Base)
+	}
+	for _, base := range s.v1Base {
+		n += removeStale(base)
+	}
+	return n
+}
+
+// cgroupPids lists the pids in dir's cgroup.procs.
+func cgroupPids(dir string) []int {
+	data, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, f := range strings.Fields(string(data)) {
+		if p, err := strconv.Atoi(f); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func (s *cgroupSetup) setupV2(dir string, isRoot bool) {
@@ -289,7 +340,6 @@ func (s *cgroupSetup) setupV2(dir string, isRoot bool) {
 	s.hasKill = err == nil
 	_ = os.Remove(probe)
 	s.v2Base = base
-	removeStale(base)
 
 	// Enable the controllers we use for children of base, where the parent
 	// offers them. A failure only means the limit falls back to v1.
@@ -483,12 +533,8 @@ func (b *buildCgroups) pids() []int {
 		dirs = append([]string{b.v2Dir}, dirs...)
 	}
 	for _, d := range dirs {
-		data, err := os.ReadFile(filepath.Join(d, "cgroup.procs"))
-		if err != nil {
-			continue
-		}
-		for _, f := range strings.Fields(string(data)) {
-			if pid, err := strconv.Atoi(f); err == nil && pid > 0 && !seen[pid] {
+		for _, pid := range cgroupPids(d) {
+			if pid > 0 && !seen[pid] {
 				seen[pid] = true
 				out = append(out, pid)
 			}

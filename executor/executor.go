@@ -110,6 +110,9 @@ func New(opts Options) (*Executor, error) {
 	if x.root {
 		cgroupOnce.Do(func() { cgroupFound = discoverCgroups() })
 		x.cg = cgroupFound
+		if n := x.cg.removeStale(); n > 0 {
+			x.log.Warn().Int("cgroups", n).Msg("executor: ended builds left running by a daemon that died")
+		}
 	} else {
 		x.cg = &cgroupSetup{v2Why: "not running as root", v2Ctl: map[string]bool{}, v1Base: map[string]string{}, v1Why: map[string]string{}}
 	}
