@@ -726,6 +726,7 @@ func (x *Executor) command(ctx context.Context, job Job, cg *buildCgroups) (*exe
 	}
 	spec := helperSpec{
 		Path:        job.Path,
+		Dir:         filepath.Clean(job.Dir),
 		Argv:        append([]string{job.Name}, job.Args...),
 		Env:         append([]string{}, job.Env...),
 		NoNewPrivs:  job.NoNewPrivs,

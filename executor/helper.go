@@ -37,6 +37,7 @@ const maxSpecBytes = 8 << 20
 // reach the Go runtime or a dynamic loader before no_new_privs is set).
 type helperSpec struct {
 	Path        string   `json:"path"`
+	Dir         string   `json:"dir"`
 	Argv        []string `json:"argv"`
 	Env         []string `json:"env"`
 	NoNewPrivs  bool     `json:"no_new_privs"`
@@ -112,6 +113,17 @@ func helperExec() error {
 	spec, err := readSpec()
 	if err != nil {
 		return err
+	}
+
+	// 4b. The working directory is the one the policy judged. The fork
+	// entered it by name, and anyone who can write the workspace could have
+	// swapped a component for a symlink since the mapper resolved it; the
+	// kernel's getcwd names the directory this process really holds.
+	if cwd, err := unix.Getwd(); err != nil || cwd != spec.Dir {
+		if err != nil {
+			return fmt.Errorf("the working directory %s vanished before the build started: %w", spec.Dir, err)
+		}
+		return fmt.Errorf("the working directory %s changed between the check and the start (now %s): refusing to run", spec.Dir, cwd)
 	}
 
 	// 5. Join the cgroup v1 limit cgroups. The files were opened by the
