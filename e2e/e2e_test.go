@@ -140,6 +140,20 @@ func (w *world) checkBuild(t *testing.T, u testenv.User) {
 		}
 	})
 
+	t.Run("make -C into a subdirectory builds there, as make on the host would", func(t *testing.T) {
+		res := run(t, inCtr, "make", "-C", "lib", "clean", "all")
+		if res.Code != 0 {
+			t.Fatalf("make -C lib: exit %d\nstdout:\n%s\nstderr:\n%s", res.Code, res.Stdout, res.Stderr)
+		}
+		local := run(t, testenv.Container{User: u.Name, Cwd: hostProject}, "make", "-C", "lib", "clean", "all")
+		if local.Code != 0 || local.Stdout != res.Stdout || local.Stderr != res.Stderr {
+			t.Errorf("through build-service:\n%s%s\nmake on the host: exit %d\n%s%s", res.Stdout, res.Stderr, local.Code, local.Stdout, local.Stderr)
+		}
+		if !strings.Contains(res.Stdout, "Entering directory '"+hostProject+"/lib'") {
+			t.Errorf("make did not run in lib:\n%s", res.Stdout)
+		}
+	})
+
 	t.Run("a sleeping target with --timeout 1 gives 124 within 10 s", func(t *testing.T) {
 		start := time.Now()
 		res := run(t, inCtr, "build-cli", "--timeout", "1", "make", "sleep")

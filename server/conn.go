@@ -553,6 +553,16 @@ func (s *Server) job(cfg *config.Config, req *protocol.Request, f engine.Facts, 
 			return executor.Job{}, nil, errors.New("make's command line names a path that could not be resolved; run `make` with paths inside your workspace")
 		}
 		args = slices.Clone(f.Mapping.Make.Argv)
+		// make would enter --directory by name, after the check, where a
+		// swapped symlink could take it elsewhere. Start make in that
+		// directory instead (the exec helper verifies it is the one the
+		// policy judged) and keep "--directory=." so make behaves as with
+		// -C (it prints "Entering directory"). A -C that did not resolve
+		// stays as it is, so make fails on it as it would have.
+		if m := f.Mapping.Make; m.EffectiveIsDir && len(args) > 0 && args[0] == "--directory="+m.EffectiveDir {
+			dir = m.EffectiveDir
+			args[0] = "--directory=."
+		}
 	} else {
 		args = slices.Clone(req.Args)
 	}

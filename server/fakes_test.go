@@ -43,6 +43,11 @@ func (fakeMapper) Map(_ context.Context, _ mapper.Caller, req protocol.Request) 
 		if a == "unrenderable" {
 			f.Make.Argv = []string{}
 		}
+		// "cdir" stands in for a -C the mapper resolved to /var/tmp.
+		if a == "cdir" {
+			f.Make.Argv = []string{"--directory=/var/tmp", "--", "all"}
+			f.Make.EffectiveDir, f.Make.EffectiveIsDir = "/var/tmp", true
+		}
 	}
 	return f, nil
 }

@@ -199,6 +199,21 @@ func TestAnAllowedMakeWhoseArgvCouldNotBeRenderedIsRefusedAndRunsNothing(t *test
 	}
 }
 
+func TestMakeStartsInTheResolvedDashCDirectoryInsteadOfEnteringItByName(t *testing.T) {
+	// make would chdir to --directory by name after the check; the daemon
+	// starts it there (the exec helper verifies the directory) and keeps
+	// "--directory=." for make's Entering-directory behaviour.
+	h := start(t, nil, nil)
+	exitOf(t, h.roundTrip(request("cdir", "cdir")))
+	if len(h.runner.jobs) != 1 {
+		t.Fatalf("jobs = %+v", h.runner.jobs)
+	}
+	j := h.runner.jobs[0]
+	if j.Dir != "/var/tmp" || strings.Join(j.Args, " ") != "--directory=. -- all" {
+		t.Errorf("job dir %q args %q", j.Dir, j.Args)
+	}
+}
+
 func TestLogValuesAreQuotedSoAnArgumentCannotForgeALine(t *testing.T) {
 	h := start(t, nil, nil)
 	evs := h.roundTrip(request("forge", "all\n2026-01-01T00:00:00Z INF build finished exit_code=0 user=root", "\x1b[2K\rfake", "a b=c"))
