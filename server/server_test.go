@@ -314,12 +314,12 @@ func TestRefusalFloodIsBoundedPerUID(t *testing.T) {
 	for _, tc := range []struct {
 		name, line, logged string
 	}{
-		{"attack: 200 connections closed without a request", "", "request refused"},
-		{"attack: 200 requests that are not JSON", "garbage\n", "request refused"},
+		{"attack: 500 connections closed without a request", "", "request refused"},
+		{"attack: 500 requests that are not JSON", "garbage\n", "request refused"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := start(t, nil, nil)
-			for i := 0; i < 200; i++ {
+			for i := 0; i < 500; i++ {
 				c := h.dial()
 				c.Write([]byte(tc.line))
 				c.CloseWrite()
@@ -329,8 +329,8 @@ func TestRefusalFloodIsBoundedPerUID(t *testing.T) {
 					t.Fatalf("refusal %d: got %+v, want a message and exit %d", i, evs, protocol.ExitUnavailable)
 				}
 			}
-			if n := h.log.countLines(tc.logged); n != 20 {
-				t.Errorf("%d %q lines for 200 refusals of one uid, want %d", n, tc.logged, 20)
+			if n := h.log.countLines(tc.logged); n != server.RefusalLogBurst {
+				t.Errorf("%d %q lines for 500 refusals of one uid, want %d", n, tc.logged, server.RefusalLogBurst)
 			}
 		})
 	}
