@@ -118,7 +118,7 @@ func prepare(ctx context.Context, cfg *config.Config) (*Engine, error) {
 	c.Compile(set.modules)
 	store.Abort(ctx, txn)
 	if c.Failed() {
-		return nil, fmt.Errorf("%w: %s: %w", ErrCompile, set.source, c.Errors)
+		return nil, fmt.Errorf("%w: %s: %w", ErrCompile, set.source, regoErrors{c.Errors})
 	}
 	if len(c.GetRulesExact(entryRef)) == 0 {
 		files := slices.Sorted(maps.Keys(set.modules))

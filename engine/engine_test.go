@@ -377,6 +377,9 @@ func TestOperatorPolicyIsRefusedAtStartup(t *testing.T) {
 					t.Errorf("error %q lacks %q", err, w)
 				}
 			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error is not one line: %q", err)
+			}
 		})
 	}
 	t.Run("a policy others can write", func(t *testing.T) {

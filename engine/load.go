@@ -179,7 +179,7 @@ func loadPolicySet(dir string, tests bool, caps *ast.Capabilities) (*policySet, 
 		set.modules[name(f.rel)] = m
 	}
 	if len(parseErrs) > 0 {
-		return nil, fmt.Errorf("%w: %s: %w", ErrCompile, source, parseErrs)
+		return nil, fmt.Errorf("%w: %s: %w", ErrCompile, source, regoErrors{parseErrs})
 	}
 	if len(set.modules) == 0 {
 		return nil, fmt.Errorf("policy %s: no .rego files: %w", source, ErrNoEntryPoint)
@@ -224,3 +224,24 @@ func newCompiler(caps *ast.Capabilities, ss *ast.SchemaSet) *ast.Compiler {
 		WithSchemas(ss).
 		WithUseTypeCheckAnnotations(true)
 }
+
+// regoErrors renders OPA's errors on one line each joined with "; "
+// ("file:row: code: message"), where ast.Errors would print a count, the
+// source line and a caret on lines of their own: an operator reads this in
+// one log line or one check-config line. The original stays reachable with
+// errors.As.
+type regoErrors struct{ errs ast.Errors }
+
+func (e regoErrors) Error() string {
+	parts := make([]string, 0, len(e.errs))
+	for _, x := range e.errs {
+		loc := ""
+		if x.Location != nil {
+			loc = fmt.Sprintf("%s:%d: ", x.Location.File, x.Location.Row)
+		}
+		parts = append(parts, strings.TrimSpace(loc+x.Code+": "+x.Message))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (e regoErrors) Unwrap() error { return e.errs }
