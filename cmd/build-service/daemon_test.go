@@ -389,6 +389,19 @@ func TestCheckConfigExplainAndPolicySubcommands(t *testing.T) {
 			t.Errorf("%d %s", code, out)
 		}
 	})
+	t.Run("check-config names a build command that is not installed", func(t *testing.T) {
+		cfg := filepath.Join(e.dir, "nomake.toml")
+		missing := filepath.Join(e.dir, "nomake")
+		os.WriteFile(cfg, []byte("schema_version = \"1\"\n[build.commands]\nmake = "+quoteTOML(missing)+"\n[logging]\ndirectory = \"\"\ndecision_log = \"\"\n"), 0o644)
+		if out, code := run("check-config", "--config", cfg); code != 1 || !strings.Contains(out, "build.commands.make") || !strings.Contains(out, missing) {
+			t.Errorf("%d %s", code, out)
+		}
+	})
+	t.Run("a relative --socket is refused like a relative socket_path", func(t *testing.T) {
+		if out, code := run("--config", e.cfgPath, "--socket", "rel/build.sock"); code == 0 || !strings.Contains(out, "socket_path") {
+			t.Errorf("%d %s", code, out)
+		}
+	})
 	t.Run("explain of a denied request names the rule and runs nothing", func(t *testing.T) {
 		out, code := run("explain", "--config", e.cfgPath, "--user", e.alice.Name, "--cwd", e.proj(e.alice), "--", "make", "--directory=/etc", "all")
 		if code != 0 || !strings.Contains(out, "DENIED") || !strings.Contains(out, "workspace.") || !strings.Contains(out, `"schema_version"`) {

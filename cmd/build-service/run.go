@@ -111,6 +111,10 @@ func loadConfig(cfgPath, socket string) (*config.Config, error) {
 	}
 	if socket != "" {
 		cfg.Service.SocketPath = socket
+		// The override gets the same checks as the file's value.
+		if err := cfg.Validate(); err != nil {
+			return nil, fmt.Errorf("--socket %q: %w", socket, err)
+		}
 	}
 	return cfg, nil
 }
@@ -147,6 +151,11 @@ func serve(ctx context.Context, cfgPath, socket string) error {
 	if err != nil {
 		log.Error().Err(err).Msg("startup failed")
 		return err
+	}
+	if err := cfg.Build.CheckCommands(); err != nil {
+		// Not fatal: the binary may be installed later; every build of it
+		// fails with 127 until then, and the operator should know why.
+		log.Warn().Err(err).Msg("a build command cannot run on this host")
 	}
 	x, err := executor.New(executor.Options{Logger: log})
 	if err != nil {
@@ -186,6 +195,9 @@ func checkConfig(ctx context.Context, cfgPath string, args []string) error {
 	}
 	if _, err := mapper.New(cfg.Build); err != nil {
 		return fmt.Errorf("mapper: %w", err)
+	}
+	if err := cfg.Build.CheckCommands(); err != nil {
+		return err
 	}
 	if g := cfg.Service.SocketGroup; g != "" {
 		// The daemon would refuse to start without it.
