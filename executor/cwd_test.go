@@ -35,3 +35,15 @@ func TestABuildRefusesAWorkingDirectorySwappedForASymlink(t *testing.T) {
 	}
 	assertNothingLeft(t, u)
 }
+
+func TestABuildWhoseWorkingDirectoryVanishedSaysSo(t *testing.T) {
+	u := carol(t)
+	x := newExecutor(t, Options{})
+	gone := filepath.Join(workspace(t, u), "gone")
+	res, c := runJob(t, x, makeJob(u, gone))
+	want := "working directory " + gone + ": no such file or directory"
+	if res.Code != 127 || res.StartErr == nil || res.StartErr.Error() != want {
+		t.Errorf("result %+v, want StartErr %q\n%s", res, want, c)
+	}
+	assertNothingLeft(t, u)
+}

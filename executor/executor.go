@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -422,6 +423,11 @@ func (x *Executor) Run(ctx context.Context, job Job, emit func(protocol.Event) e
 	files.closeChild()
 	cg.closeChildFiles()
 	if err != nil {
+		// The child's chdir fails inside fork/exec and Go reports it under
+		// the helper's path; name the directory, which is what went away.
+		if _, serr := os.Stat(job.Dir); serr != nil {
+			return startFailed(fmt.Errorf("working directory %s: %w", job.Dir, unwrapPathErr(serr)))
+		}
 		return startFailed(fmt.Errorf("start exec helper: %w", err))
 	}
 	r.pgid = cmd.Process.Pid
@@ -807,4 +813,14 @@ func writeSpec(spec *helperSpec) (*os.File, error) {
 		return nil, fmt.Errorf("rewind helper spec: %w", err)
 	}
 	return f, nil
+}
+
+// unwrapPathErr returns the errno under a *fs.PathError, so a message does
+// not repeat the path it already names.
+func unwrapPathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
