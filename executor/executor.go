@@ -493,7 +493,7 @@ loop:
 		case <-ctxDone:
 			ctxDone = nil
 			res.Cancelled = true
-			log.Info().Msg("build cancelled: client went away")
+			log.Info().Msg("build cancelled (client gone or daemon stopping)")
 			begin()
 		case <-failCh:
 			failCh = nil
