@@ -400,7 +400,7 @@ func (s *Server) build(ctx context.Context, cs *connState, r *bufio.Reader, gen 
 	case res.TimedOut:
 		cs.say(fmt.Sprintf("build timed out after %d s and was stopped", int64(job.Timeout/time.Second)))
 	case res.Cancelled && !gone:
-		cs.say("build cancelled")
+		cs.say("build cancelled: build-service is stopping")
 	}
 	ev := exitEvent(res.Code, res.TimedOut)
 	if res.StartErr != nil {
