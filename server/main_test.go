@@ -4,12 +4,12 @@ import (
 	"fmt"
 	"os"
 	"testing"
+
+	"github.com/build-service/build-service/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
-	if path := os.Getenv(dialerEnv); path != "" {
-		dialerMain(path)
-	}
+	testenv.DialerMain()
 	cleanup, err := installDialer()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "install dialer:", err)

@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/build-service/build-service/internal/testenv"
 	"github.com/build-service/build-service/protocol"
 )
@@ -34,12 +32,8 @@ var (
 	dialerBin string
 )
 
-const dialerEnv = "BS_DAEMON_TEST_DIAL"
-
 func TestMain(m *testing.M) {
-	if path := os.Getenv(dialerEnv); path != "" {
-		dialerMain(path)
-	}
+	testenv.DialerMain()
 	code, err := buildBinaries()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -59,39 +53,20 @@ func buildBinaries() (int, error) {
 	os.Chmod(binDir, 0o755)
 	daemonBin = filepath.Join(binDir, "build-service")
 	cliBin = filepath.Join(binDir, "build-cli")
-	dialerBin = filepath.Join(binDir, "dialer")
 	for _, b := range []struct{ out, pkg string }{{daemonBin, "."}, {cliBin, "../build-cli"}} {
 		cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return 1, fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
 		}
 	}
-	self, err := os.ReadFile(os.Args[0])
+	dialerBin, err = testenv.InstallDialer(binDir)
 	if err != nil {
 		return 1, err
 	}
-	return 0, os.WriteFile(dialerBin, self, 0o755)
+	return 0, nil
 }
 
-// dialerMain connects as whoever runs it and passes the socket back over
-// fd 3 (SCM_RIGHTS): the kernel keeps the connecting process's
-// credentials on the socket, so the daemon sees the test user.
-func dialerMain(path string) {
-	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "dial:", err)
-		os.Exit(3)
-	}
-	f, err := c.File()
-	if err != nil {
-		os.Exit(4)
-	}
-	if err := unix.Sendmsg(3, []byte{0}, unix.UnixRights(int(f.Fd())), nil, 0); err != nil {
-		os.Exit(5)
-	}
-	os.Exit(0)
-}
-
+// credOf is u's full credential, for running a process as u.
 func credOf(u testenv.User) *syscall.Credential {
 	groups := make([]uint32, 0, len(u.Groups))
 	for _, g := range u.Groups {
@@ -103,44 +78,7 @@ func credOf(u testenv.User) *syscall.Credential {
 // dialAs returns a connection to path made by a process running as u.
 func dialAs(t testing.TB, u testenv.User, path string) *net.UnixConn {
 	t.Helper()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ours := os.NewFile(uintptr(fds[0]), "dial-parent")
-	theirs := os.NewFile(uintptr(fds[1]), "dial-child")
-	defer ours.Close()
-	cmd := exec.Command(dialerBin)
-	cmd.Env = []string{dialerEnv + "=" + path}
-	cmd.ExtraFiles = []*os.File{theirs}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: credOf(u)}
-	out, err := cmd.CombinedOutput()
-	theirs.Close()
-	if err != nil {
-		t.Fatalf("dial as %s: %v %s", u.Name, err, out)
-	}
-	buf := make([]byte, 1)
-	oob := make([]byte, unix.CmsgSpace(4))
-	_, oobn, _, _, err := unix.Recvmsg(int(ours.Fd()), buf, oob, 0)
-	if err != nil {
-		t.Fatalf("recvmsg: %v", err)
-	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil || len(msgs) != 1 {
-		t.Fatalf("control message: %v", err)
-	}
-	rights, err := unix.ParseUnixRights(&msgs[0])
-	if err != nil || len(rights) != 1 {
-		t.Fatalf("rights: %v", err)
-	}
-	f := os.NewFile(uintptr(rights[0]), "conn")
-	defer f.Close()
-	fc, err := net.FileConn(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fc.Close() })
-	return fc.(*net.UnixConn)
+	return testenv.DialAs(t, dialerBin, u, path)
 }
 
 // syncBuffer collects the daemon's log.
