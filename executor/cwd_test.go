@@ -47,3 +47,16 @@ func TestABuildWhoseWorkingDirectoryVanishedSaysSo(t *testing.T) {
 	}
 	assertNothingLeft(t, u)
 }
+
+func TestABuildWhoseWorkingDirectoryIsAFileSaysSo(t *testing.T) {
+	u := carol(t)
+	x := newExecutor(t, Options{})
+	file := filepath.Join(workspace(t, u), "file")
+	writeFile(t, file, "")
+	res, c := runJob(t, x, makeJob(u, file))
+	want := "working directory " + file + ": not a directory"
+	if res.Code != 127 || res.StartErr == nil || res.StartErr.Error() != want {
+		t.Errorf("result %+v, want StartErr %q\n%s", res, want, c)
+	}
+	assertNothingLeft(t, u)
+}

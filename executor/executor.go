@@ -425,8 +425,10 @@ func (x *Executor) Run(ctx context.Context, job Job, emit func(protocol.Event) e
 	if err != nil {
 		// The child's chdir fails inside fork/exec and Go reports it under
 		// the helper's path; name the directory, which is what went away.
-		if _, serr := os.Stat(job.Dir); serr != nil {
+		if fi, serr := os.Stat(job.Dir); serr != nil {
 			return startFailed(fmt.Errorf("working directory %s: %w", job.Dir, unwrapPathErr(serr)))
+		} else if !fi.IsDir() {
+			return startFailed(fmt.Errorf("working directory %s: %w", job.Dir, syscall.ENOTDIR))
 		}
 		return startFailed(fmt.Errorf("start exec helper: %w", err))
 	}

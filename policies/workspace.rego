@@ -91,7 +91,14 @@ deny contains {
 } if {
 	some d in input.make.directories
 	not d.inside_workspace
+	object.get(d, "error", "") != not_reached
 }
+
+# A -C after one make cannot enter is never reached: make stops at the
+# failing one (the canonical argv carries only the last reached -C), so it
+# is not judged; make's own error about the first one is what the user
+# needs to see.
+not_reached := "not reached: make stops at an earlier -C"
 
 deny contains {
 	"rule": "workspace.file_outside",

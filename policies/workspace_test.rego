@@ -66,6 +66,12 @@ test_dash_C_dot_dot_is_refused_as_the_user_spelled_it if {
 	}}
 }
 
+test_a_directory_make_never_reaches_is_not_judged if {
+	never := {"option": "-C", "arg": "x", "source": "argv", "host": "", "resolved": "", "mapped": false, "inside_workspace": false, "exists": false, "is_dir": false, "error": "not reached: make stops at an earlier -C"}
+	missing := object.union(inside("-C", "nothere"), {"exists": false, "is_dir": false})
+	not "workspace.directory_outside" in rules(fixtures.with_make({"directories": [missing, never]}))
+}
+
 test_a_directory_from_MAKEFLAGS_says_where_it_came_from if {
 	d := object.union(outside("-C", "/etc", "/etc"), {"source": "MAKEFLAGS", "mapped": false, "error": "outside every mapped path"})
 	some x in denials(fixtures.with_make({"directories": [d], "effective_dir_inside_workspace": false}))

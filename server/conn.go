@@ -554,13 +554,14 @@ func (s *Server) job(cfg *config.Config, req *protocol.Request, f engine.Facts, 
 		}
 		args = slices.Clone(f.Mapping.Make.Argv)
 		// make would enter --directory by name, after the check, where a
-		// swapped symlink could take it elsewhere. Start make in that
-		// directory instead (the exec helper verifies it is the one the
-		// policy judged) and keep "--directory=." so make behaves as with
-		// -C (it prints "Entering directory"). A -C that did not resolve
-		// stays as it is, so make fails on it as it would have.
-		if m := f.Mapping.Make; m.EffectiveIsDir && len(args) > 0 && args[0] == "--directory="+m.EffectiveDir {
-			dir = m.EffectiveDir
+		// swapped symlink (or one created where nothing was) could take
+		// it elsewhere. Start make in that directory instead (the exec
+		// helper verifies it is the one the policy judged) and keep
+		// "--directory=." so make behaves as with -C (it prints "Entering
+		// directory"). A -C that does not exist then fails to start (127,
+		// naming the directory) instead of make failing on it (2).
+		if d, ok := strings.CutPrefix(args[0], "--directory="); ok {
+			dir = d
 			args[0] = "--directory=."
 		}
 	} else {

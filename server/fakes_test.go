@@ -48,6 +48,11 @@ func (fakeMapper) Map(_ context.Context, _ mapper.Caller, req protocol.Request) 
 			f.Make.Argv = []string{"--directory=/var/tmp", "--", "all"}
 			f.Make.EffectiveDir, f.Make.EffectiveIsDir = "/var/tmp", true
 		}
+		// "cmissing" stands in for a -C that does not exist (yet).
+		if a == "cmissing" {
+			f.Make.Argv = []string{"--directory=/var/tmp/missing", "--", "all"}
+			f.Make.EffectiveDir = "/var/tmp/missing"
+		}
 	}
 	return f, nil
 }
