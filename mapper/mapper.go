@@ -261,6 +261,9 @@ func (m *Mapper) resolveAll(ctx context.Context, f *Facts, pl *plan, ms []mappin
 		f.Workspace.UnsafeReason = fmt.Sprintf("%s is not a directory", f.Workspace.Host)
 	default:
 		f.Workspace.Safe, f.Workspace.UnsafeReason = checkStrict(ws.Path, c.UID)
+		if f.Workspace.Safe {
+			f.Workspace.Safe, f.Workspace.UnsafeReason = checkSymlinkOwners(f.Workspace.Host, c.UID)
+		}
 	}
 	wsRoot := f.Workspace.Resolved
 	if !f.Workspace.Exists {

@@ -262,3 +262,24 @@ func checkStrict(dir string, uid int) (bool, string) {
 		cur = filepath.Join(cur, comps[i])
 	}
 }
+
+// checkSymlinkOwners checks the workspace path as the config spells it:
+// checkStrict judged only the real path, and a symlink on the way there
+// decides where that is. Like the kernel's protected_symlinks, a symlink
+// counts only when root or the caller owns it, so nobody can point a
+// caller's workspace (say, under a sticky /tmp) somewhere else. Each prefix
+// is lstat'ed: no file is opened.
+func checkSymlinkOwners(path string, uid int) (bool, string) {
+	cur := "/"
+	for _, c := range splitComponents(path) {
+		cur = filepath.Join(cur, c)
+		var st unix.Stat_t
+		if err := unix.Lstat(cur, &st); err != nil {
+			return false, fmt.Sprintf("cannot stat %s: %s", cur, errText(err))
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFLNK && st.Uid != 0 && int(st.Uid) != uid {
+			return false, fmt.Sprintf("%s is a symlink owned by uid %d, not by root or you", cur, st.Uid)
+		}
+	}
+	return true, ""
+}
