@@ -200,7 +200,19 @@ func expectedType(key string) string {
 	if t == nil {
 		return "another type"
 	}
+	if ex, ok := stringExamples[key]; ok {
+		return describeType(t) + " such as " + ex
+	}
 	return describeType(t)
+}
+
+// stringExamples show the spelling of string keys that people naturally
+// write as numbers.
+var stringExamples = map[string]string{
+	"service.socket_mode":     `"0660"`,
+	"build.limits.memory_max": `"8G" or "536870912"`,
+	"build.limits.cpu_max":    `"50000 100000"`,
+	"schema_version":          `"1"`,
 }
 
 func describeType(t reflect.Type) string {
