@@ -97,6 +97,11 @@ func loadPolicySet(dir string, tests bool, caps *ast.Capabilities) (*policySet, 
 		if !st.IsDir() {
 			return nil, fmt.Errorf("policy directory %s: not a directory", abs)
 		}
+		// The directory and its ancestors first: nothing is opened in a
+		// directory someone else could fill (with a FIFO, say).
+		if err := checkPolicyPerms(abs, nil); err != nil {
+			return nil, err
+		}
 		fsys = os.DirFS(abs)
 		name = func(rel string) string { return filepath.Join(abs, filepath.FromSlash(rel)) }
 		source = abs
@@ -113,6 +118,13 @@ func loadPolicySet(dir string, tests bool, caps *ast.Capabilities) (*policySet, 
 			return err
 		}
 		if d.IsDir() {
+			if dir != "" && rel != "." {
+				// A subdirectory's owner could add, remove or swap the
+				// files in it: it is held to the same rule as the files.
+				if err := checkPolicyEntry(name(rel)); err != nil {
+					return err
+				}
+			}
 			return nil
 		}
 		base := path.Base(rel)
@@ -120,7 +132,12 @@ func loadPolicySet(dir string, tests bool, caps *ast.Capabilities) (*policySet, 
 		if !isRego && base != "data.json" {
 			return nil
 		}
-		bs, err := fs.ReadFile(fsys, rel)
+		var bs []byte
+		if dir == "" {
+			bs, err = fs.ReadFile(fsys, rel)
+		} else {
+			bs, err = readPolicyFile(name(rel))
+		}
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -47,12 +48,84 @@ func checkPolicyPerms(dir string, files []string) error {
 	if err := check(dir, false); err != nil {
 		return err
 	}
-	for p := filepath.Dir(dir); ; p = filepath.Dir(p) {
-		if err := check(p, true); err != nil {
-			return err
+	return checkPolicyAncestors(filepath.Dir(dir))
+}
+
+// checkPolicyAncestors checks dir and every directory above it as the
+// ancestors of a policy directory: owned by root or the daemon's user, not
+// writable by group or others unless root-owned and sticky.
+func checkPolicyAncestors(dir string) error {
+	euid := os.Geteuid()
+	for p := dir; ; p = filepath.Dir(p) {
+		st, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("policy %s: %w", p, err)
+		}
+		sys, ok := st.Sys().(*syscall.Stat_t)
+		if !ok {
+			return fmt.Errorf("policy %s: no owner information", p)
+		}
+		owner := int(sys.Uid)
+		if owner != 0 && owner != euid {
+			return fmt.Errorf("%w: %s is owned by uid %d", ErrUnsafePolicy, p, owner)
+		}
+		mode := st.Mode()
+		if mode.Perm()&0o022 != 0 && !(st.IsDir() && mode&fs.ModeSticky != 0 && owner == 0) {
+			return fmt.Errorf("%w: %s is writable by group or others (mode %v)", ErrUnsafePolicy, p, mode.Perm())
 		}
 		if p == "/" {
 			return nil
 		}
 	}
+}
+
+// checkOwnerMode is the rule for a policy file or a directory inside the
+// policy directory: owned by root or the daemon's user, not writable by
+// group or others.
+func checkOwnerMode(p string, st fs.FileInfo) error {
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("policy %s: no owner information", p)
+	}
+	if owner := int(sys.Uid); owner != 0 && owner != os.Geteuid() {
+		return fmt.Errorf("%w: %s is owned by uid %d", ErrUnsafePolicy, p, owner)
+	}
+	if st.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%w: %s is writable by group or others (mode %v)", ErrUnsafePolicy, p, st.Mode().Perm())
+	}
+	return nil
+}
+
+// checkPolicyEntry checks a directory inside the policy directory (not
+// followed: the walk does not follow links either).
+func checkPolicyEntry(p string) error {
+	st, err := os.Lstat(p)
+	if err != nil {
+		return fmt.Errorf("policy %s: %w", p, err)
+	}
+	return checkOwnerMode(p, st)
+}
+
+// readPolicyFile reads an operator policy file after checking the owner
+// and mode of the file it opened (fstat): checking by name after reading
+// left a window in which a symlink could be flipped between a file someone
+// else wrote (read) and a root-owned one (checked).
+func readPolicyFile(p string) ([]byte, error) {
+	// O_NONBLOCK: a FIFO must not hang the daemon (it is refused below).
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("policy %s: %w", p, err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("policy %s: not a regular file", p)
+	}
+	if err := checkOwnerMode(p, st); err != nil {
+		return nil, err
+	}
+	return io.ReadAll(io.LimitReader(f, 64<<20))
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -28,6 +29,13 @@ var ErrTestsFailed = errors.New("policy tests failed")
 // with its tests, the manifest, schemas/input.json and capabilities.json.
 // It refuses to overwrite anything: if any target exists, nothing is
 // written and the error wraps fs.ErrExist.
+//
+// It runs as root, often in a shared place such as /tmp: a symlink another
+// user planted at dir, at one of its ancestors or inside an existing dir
+// must not make it write elsewhere, and a directory another user could
+// change is refused (wrapping ErrUnsafePolicy) before anything is written,
+// as the daemon would refuse to load from it. Files are created through an
+// os.Root on the checked directory, which follows no symlink out of it.
 func ExportBundled(dir string) error {
 	src := policies.FS()
 	var files []string
@@ -40,11 +48,56 @@ func ExportBundled(dir string) error {
 	if err != nil {
 		return fmt.Errorf("export policy: %w", err)
 	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("export policy to %s: %w", dir, err)
+	}
+	if err := checkExportPath(abs); err != nil {
+		return err
+	}
+	// What already exists of the path must be safe before anything is
+	// created under it.
+	existing := abs
+	for {
+		if _, err := os.Stat(existing); err == nil || existing == "/" {
+			break
+		}
+		existing = filepath.Dir(existing)
+	}
+	if existing != abs {
+		real, err := filepath.EvalSymlinks(existing)
+		if err != nil {
+			return fmt.Errorf("export policy: %w", err)
+		}
+		if err := checkPolicyAncestors(real); err != nil {
+			return fmt.Errorf("export policy to %s: %w (nothing written)", dir, err)
+		}
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return fmt.Errorf("export policy: %w", err)
+	}
+	// Again, now that it exists: a symlink planted between the first
+	// check and the mkdir is caught here, and the directory is ours.
+	if err := checkExportPath(abs); err != nil {
+		return err
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return fmt.Errorf("export policy: %w", err)
+	}
+	if err := checkPolicyPerms(real, nil); err != nil {
+		return fmt.Errorf("export policy to %s: %w (nothing written)", dir, err)
+	}
+	root, err := os.OpenRoot(real)
+	if err != nil {
+		return fmt.Errorf("export policy: %w", err)
+	}
+	defer root.Close()
 	for _, f := range files {
-		target := filepath.Join(dir, filepath.FromSlash(f))
-		if _, err := os.Lstat(target); err == nil {
-			return fmt.Errorf("export policy to %s: %s: %w (nothing written)", dir, target, fs.ErrExist)
-		} else if !errors.Is(err, fs.ErrNotExist) {
+		target := filepath.FromSlash(f)
+		if _, err := root.Lstat(target); err == nil {
+			return fmt.Errorf("export policy to %s: %s: %w (nothing written)", dir, filepath.Join(abs, target), fs.ErrExist)
+		} else if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
 			return fmt.Errorf("export policy: %w", err)
 		}
 	}
@@ -53,11 +106,13 @@ func ExportBundled(dir string) error {
 		if err != nil {
 			return fmt.Errorf("export policy: %w", err)
 		}
-		target := filepath.Join(dir, filepath.FromSlash(f))
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-			return fmt.Errorf("export policy: %w", err)
+		target := filepath.FromSlash(f)
+		if sub := filepath.Dir(target); sub != "." {
+			if err := root.MkdirAll(sub, 0o755); err != nil {
+				return fmt.Errorf("export policy: %w", err)
+			}
 		}
-		out, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		out, err := root.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if err != nil {
 			return fmt.Errorf("export policy: %w", err)
 		}
@@ -66,8 +121,63 @@ func ExportBundled(dir string) error {
 			werr = cerr
 		}
 		if werr != nil {
-			return fmt.Errorf("export policy: write %s: %w", target, werr)
+			return fmt.Errorf("export policy: write %s: %w", filepath.Join(abs, target), werr)
 		}
+	}
+	return nil
+}
+
+// checkExportPath refuses an export path that reaches, at any existing
+// component or in any link's target, a symlink that someone other than
+// root or the daemon's user owns (one planted in /tmp, say): following it,
+// root would write where that user chose. A root-owned symlink
+// (/var/run -> /run) is the operator's, and its target is checked the same
+// way.
+func checkExportPath(abs string) error {
+	euid := os.Geteuid()
+	todo := strings.Split(abs, "/")
+	cur := "/"
+	links := 0
+	for len(todo) > 0 {
+		c := todo[0]
+		todo = todo[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			cur = filepath.Dir(cur)
+			continue
+		}
+		p := filepath.Join(cur, c)
+		st, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // created by MkdirAll under what was checked
+		}
+		if err != nil {
+			return fmt.Errorf("export policy: %w", err)
+		}
+		if st.Mode()&fs.ModeSymlink == 0 {
+			cur = p
+			continue
+		}
+		sys, ok := st.Sys().(*syscall.Stat_t)
+		if !ok {
+			return fmt.Errorf("export policy: %s: no owner information", p)
+		}
+		if owner := int(sys.Uid); owner != 0 && owner != euid {
+			return fmt.Errorf("export policy to %s: %w: %s is a symlink owned by uid %d (nothing written)", abs, ErrUnsafePolicy, p, owner)
+		}
+		if links++; links > 40 {
+			return fmt.Errorf("export policy to %s: %w", abs, syscall.ELOOP)
+		}
+		target, err := os.Readlink(p)
+		if err != nil {
+			return fmt.Errorf("export policy: %w", err)
+		}
+		if filepath.IsAbs(target) {
+			cur = "/"
+		}
+		todo = append(strings.Split(target, "/"), todo...)
 	}
 	return nil
 }
