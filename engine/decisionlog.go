@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"gopkg.in/natefinch/lumberjack.v2"
+
+	"github.com/build-service/build-service/internal/strictdir"
 )
 
 // Mask replaces every environment value (and every value derived from one)
@@ -84,7 +86,15 @@ func openDecisionLog(path string, maxSizeMB, maxBackups int) (*decisionLog, erro
 		l.refs++
 		return l, nil
 	}
+	// Root appends to this file by name: a directory another user could
+	// write would let them plant a symlink to any file.
+	if err := strictdir.Check(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("open decision log: %w", err)
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("open decision log: %w", err)
+	}
+	if err := strictdir.Check(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("open decision log: %w", err)
 	}
 	// Open once now so a path that cannot be written fails at startup,

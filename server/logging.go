@@ -15,6 +15,7 @@ import (
 	"gopkg.in/natefinch/lumberjack.v2"
 
 	"github.com/build-service/build-service/config"
+	"github.com/build-service/build-service/internal/strictdir"
 )
 
 // LogFileName is the main log's name inside logging.directory.
@@ -39,7 +40,15 @@ func NewLogger(cfg config.Logging, console io.Writer) (zerolog.Logger, io.Closer
 		writers = append(writers, plainWriter(console))
 	}
 	if cfg.Directory != "" {
+		// Root appends to files here by name: a directory another user
+		// could write would let them plant a symlink to any file.
+		if err := strictdir.Check(cfg.Directory); err != nil {
+			return zerolog.Nop(), nopCloser{}, fmt.Errorf("logging.directory: %w", err)
+		}
 		if err := os.MkdirAll(cfg.Directory, 0o750); err != nil {
+			return zerolog.Nop(), nopCloser{}, fmt.Errorf("logging.directory: %w", err)
+		}
+		if err := strictdir.Check(cfg.Directory); err != nil {
 			return zerolog.Nop(), nopCloser{}, fmt.Errorf("logging.directory: %w", err)
 		}
 		lj := &lumberjack.Logger{
