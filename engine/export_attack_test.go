@@ -24,18 +24,18 @@ func TestExportAttack(t *testing.T) {
 		plant func(t *testing.T, base string) (dir, victim string)
 	}{
 		{"DIR is a symlink another user planted in a sticky dir", func(t *testing.T, base string) (string, string) {
-			sticky := mkdirMode(t, filepath.Join(base, "tmp"), 0o1777)
+			sticky := mkdirMode(t, filepath.Join(base, "tmp"), os.ModeSticky|0o777)
 			victim := mkdirMode(t, filepath.Join(base, "victim"), 0o755)
 			return userSymlink(t, victim, filepath.Join(sticky, "policy"), mallory), victim
 		}},
 		{"an ancestor of DIR is a symlink another user planted", func(t *testing.T, base string) (string, string) {
-			sticky := mkdirMode(t, filepath.Join(base, "tmp"), 0o1777)
+			sticky := mkdirMode(t, filepath.Join(base, "tmp"), os.ModeSticky|0o777)
 			victim := mkdirMode(t, filepath.Join(base, "victim"), 0o755)
 			link := userSymlink(t, victim, filepath.Join(sticky, "stage"), mallory)
 			return filepath.Join(link, "policy"), victim
 		}},
 		{"a root symlink whose target goes through another user's symlink", func(t *testing.T, base string) (string, string) {
-			sticky := mkdirMode(t, filepath.Join(base, "tmp"), 0o1777)
+			sticky := mkdirMode(t, filepath.Join(base, "tmp"), os.ModeSticky|0o777)
 			victim := mkdirMode(t, filepath.Join(base, "victim"), 0o755)
 			userLink := userSymlink(t, victim, filepath.Join(sticky, "stage"), mallory)
 			rootLink := filepath.Join(base, "etc-policy")
