@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/build-service/build-service/internal/strictdir"
 )
 
 // ErrNotSocket is returned when the socket path exists and is not a socket:
@@ -54,9 +56,19 @@ func ListenPath(spec SocketSpec) (*net.UnixListener, error) {
 		}
 	}
 	dir := filepath.Dir(spec.Path)
+	// Whoever can write the socket's directory can put their own socket
+	// in its place (and read every client's request), or swap it for a
+	// symlink between bind and the chown/chmod below, which root would
+	// then apply to the symlink's target (/etc/shadow, group-readable).
+	if err := strictdir.Check(dir); err != nil {
+		return nil, fmt.Errorf("listen: socket directory: %w", err)
+	}
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("listen: create socket directory: %w", err)
+		}
+		if err := strictdir.Check(dir); err != nil {
+			return nil, fmt.Errorf("listen: socket directory: %w", err)
 		}
 	}
 	if err := removeStale(spec.Path); err != nil {
@@ -70,10 +82,14 @@ func ListenPath(spec SocketSpec) (*net.UnixListener, error) {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	if gid >= 0 {
-		if err := os.Chown(spec.Path, -1, gid); err != nil {
+		if err := os.Lchown(spec.Path, -1, gid); err != nil {
 			l.Close()
 			return nil, fmt.Errorf("listen: chown socket to group %q: %w", spec.Group, err)
 		}
+	}
+	if fi, err := os.Lstat(spec.Path); err != nil || fi.Mode().Type() != fs.ModeSocket {
+		l.Close()
+		return nil, fmt.Errorf("listen: %s is no longer the socket just bound: %w", spec.Path, ErrNotSocket)
 	}
 	if err := os.Chmod(spec.Path, spec.Mode.Perm()); err != nil {
 		l.Close()
