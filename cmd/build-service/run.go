@@ -17,6 +17,7 @@ import (
 	"github.com/build-service/build-service/config"
 	"github.com/build-service/build-service/engine"
 	"github.com/build-service/build-service/executor"
+	"github.com/build-service/build-service/internal/strictdir"
 	"github.com/build-service/build-service/mapper"
 	"github.com/build-service/build-service/protocol"
 	"github.com/build-service/build-service/server"
@@ -108,6 +109,15 @@ func loadConfig(cfgPath, socket string) (*config.Config, error) {
 	cfg, err := config.FromEnvAndFlag(cfgPath)
 	if err != nil {
 		return nil, err
+	}
+	// The config decides who gets which groups, where builds run and
+	// which policy decides: a file another user could write (or swap,
+	// through its directory) would be theirs to decide with, at the next
+	// start or SIGHUP. Held to the policy directory's rule.
+	if cfg.Path != "" {
+		if err := strictdir.CheckFile(cfg.Path); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
 	}
 	if socket != "" {
 		cfg.Service.SocketPath = socket

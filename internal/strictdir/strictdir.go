@@ -100,3 +100,45 @@ func Check(dir string) error {
 		}
 	}
 }
+
+// CheckFile checks a file the daemon trusts (its config): the directories
+// on the way to it, through any symlink, pass Check, and the file itself
+// is owned by root or the effective uid and not writable by group or
+// others.
+func CheckFile(p string) error {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return err
+	}
+	if err := Check(filepath.Dir(abs)); err != nil {
+		return err
+	}
+	st, err := os.Lstat(abs)
+	if err != nil {
+		return err
+	}
+	if st.Mode()&fs.ModeSymlink != 0 {
+		sys, ok := st.Sys().(*syscall.Stat_t)
+		if !ok || (sys.Uid != 0 && int(sys.Uid) != os.Geteuid()) {
+			return fmt.Errorf("%s: %w: it is a symlink another user owns", abs, ErrUnsafe)
+		}
+		real, err := filepath.EvalSymlinks(abs)
+		if err != nil {
+			return err
+		}
+		if real != abs {
+			return CheckFile(real)
+		}
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("%s: no owner information", abs)
+	}
+	if sys.Uid != 0 && int(sys.Uid) != os.Geteuid() {
+		return fmt.Errorf("%s: %w: it is owned by uid %d", abs, ErrUnsafe, sys.Uid)
+	}
+	if st.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%s: %w: it is writable by group or others (mode %v)", abs, ErrUnsafe, st.Mode().Perm())
+	}
+	return nil
+}
