@@ -136,6 +136,9 @@ func generation(ctx context.Context, cfgPath, socket string) (*server.Generation
 	if err != nil {
 		return nil, err
 	}
+	if err := cfg.Build.CheckCommandsSafe(); err != nil {
+		return nil, err
+	}
 	m, err := mapper.New(cfg.Build)
 	if err != nil {
 		return nil, fmt.Errorf("mapper: %w", err)
@@ -207,6 +210,9 @@ func checkConfig(ctx context.Context, cfgPath string, args []string) error {
 		return fmt.Errorf("mapper: %w", err)
 	}
 	if err := cfg.Build.CheckCommands(); err != nil {
+		return err
+	}
+	if err := cfg.Build.CheckCommandsSafe(); err != nil {
 		return err
 	}
 	if g := cfg.Service.SocketGroup; g != "" {
