@@ -23,7 +23,9 @@ var ErrUnsafe = errors.New("another user could plant files or symlinks there")
 // symlink on the way (in the path or any link's target) owned by anyone
 // but root or the effective uid, and every existing directory of the real
 // path, from dir up to /, owned by root or the effective uid and not
-// writable by group or others, except a root-owned sticky ancestor (/tmp).
+// writable by group or others, except a root-owned sticky ancestor (/tmp)
+// and a root-owned ancestor only a system group (gid < 1000) may write
+// (Ubuntu's /var/log, root:syslog 0775).
 func Check(dir string) error {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -92,13 +94,27 @@ func Check(dir string) error {
 			return fmt.Errorf("%s: %w: %s is owned by uid %d, not by root", abs, ErrUnsafe, p, owner)
 		}
 		ancestor := !(first && complete)
-		if st.Mode().Perm()&0o022 != 0 && !(ancestor && st.Mode()&fs.ModeSticky != 0 && owner == 0) {
+		perm := st.Mode().Perm()
+		if ancestor && perm&0o002 == 0 && owner == 0 && systemGroup(st) {
+			// Ubuntu's /var/log is root:syslog 0775: a system group
+			// (gid below 1000, no user's own or team group) may write
+			// an ancestor, as logrotate's "su root syslog" accepts.
+			perm &^= 0o020
+		}
+		if perm&0o022 != 0 && !(ancestor && st.Mode()&fs.ModeSticky != 0 && owner == 0) {
 			return fmt.Errorf("%s: %w: %s is writable by group or others (mode %v)", abs, ErrUnsafe, p, st.Mode().Perm())
 		}
 		if p == "/" {
 			return nil
 		}
 	}
+}
+
+// systemGroup reports whether st's group is a system group (gid < 1000,
+// SYS_GID_MAX's usual default), never a person's or a team's.
+func systemGroup(st fs.FileInfo) bool {
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	return ok && sys.Gid < 1000
 }
 
 // CheckFile checks a file the daemon trusts (its config): the directories

@@ -44,6 +44,13 @@ func TestLogDirAttack(t *testing.T) {
 		{"the log directory is group-writable", func(t *testing.T, base string) string {
 			return mkdir(t, filepath.Join(base, "log"), 0o775)
 		}},
+		{"an ancestor is writable by a user's group (gid >= 1000)", func(t *testing.T, base string) string {
+			team := mkdir(t, filepath.Join(base, "team"), 0o775)
+			if err := os.Chown(team, 0, 1000); err != nil {
+				t.Fatal(err)
+			}
+			return mkdir(t, filepath.Join(team, "log"), 0o755)
+		}},
 		{"the log directory is sticky and world-writable itself", func(t *testing.T, base string) string {
 			return mkdir(t, filepath.Join(base, "log"), os.ModeSticky|0o777)
 		}},
@@ -67,6 +74,13 @@ func TestLogDirAttack(t *testing.T) {
 		{"a root-owned directory", func(t *testing.T, base string) string { return mkdir(t, filepath.Join(base, "log"), 0o750) }},
 		{"a missing directory under sticky /tmp", func(t *testing.T, base string) string {
 			return filepath.Join(mkdir(t, filepath.Join(base, "tmp"), os.ModeSticky|0o777), "log")
+		}},
+		{"an ancestor writable by a system group (Ubuntu's /var/log, root:syslog 0775)", func(t *testing.T, base string) string {
+			varlog := mkdir(t, filepath.Join(base, "var-log"), 0o775)
+			if err := os.Chown(varlog, 0, 4); err != nil {
+				t.Fatal(err)
+			}
+			return filepath.Join(varlog, "build-service")
 		}},
 		{"a root-owned symlink to a root-owned directory", func(t *testing.T, base string) string {
 			target := mkdir(t, filepath.Join(base, "var-log"), 0o755)
