@@ -246,11 +246,11 @@ func removeStale(base string) int {
 		if err != nil || pid <= 0 || pid == os.Getpid() {
 			continue
 		}
-		if _, err := os.Stat("/proc/" + pidStr); err == nil {
+		dir := filepath.Join(base, e.Name())
+		if daemonAlive(pid, dir) {
 			continue // its daemon still runs (a second daemon on this host)
 		}
 		found++
-		dir := filepath.Join(base, e.Name())
 		for i := 0; i < 100; i++ {
 			procs := cgroupPids(dir)
 			if len(procs) == 0 {
@@ -284,6 +284,59 @@ func (s *cgroupSetup) removeStale() int {
 		n += removeStale(base)
 	}
 	return n
+}
+
+// daemonAlive reports whether the process that created the build cgroup
+// dir (named after its pid) still runs. A live process with that pid that
+// started after the cgroup was made is not it: the pid was reused.
+func daemonAlive(pid int, dir string) bool {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	started, ok := procStartTime(string(stat))
+	if !ok {
+		return true // cannot tell: leave it alone
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return true
+	}
+	made := time.Unix(st.Mtim.Unix())
+	return !started.After(made.Add(time.Second))
+}
+
+// procStartTime is when a process started, from its /proc/PID/stat line
+// (field 22, in clock ticks since boot) and the boot time in /proc/stat.
+func procStartTime(stat string) (time.Time, bool) {
+	// The command name (field 2) may hold spaces and parentheses.
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return time.Time{}, false
+	}
+	f := strings.Fields(stat[i+1:])
+	if len(f) < 20 {
+		return time.Time{}, false
+	}
+	ticks, err := strconv.ParseInt(f[19], 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return time.Time{}, false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			btime, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return time.Time{}, false
+			}
+			const clkTck = 100 // USER_HZ on every Linux architecture Go supports
+			return time.Unix(btime, 0).Add(time.Duration(ticks) * time.Second / clkTck), true
+		}
+	}
+	return time.Time{}, false
 }
 
 // cgroupPids lists the pids in dir's cgroup.procs.

@@ -63,3 +63,43 @@ func TestARestartedDaemonKillsWhatADeadDaemonsBuildsLeftRunning(t *testing.T) {
 	}
 	assertNothingLeft(t, u)
 }
+
+// A dead daemon's pid may belong to another process by the time a new
+// daemon starts; that process started after the build cgroup was made, so
+// it cannot be the daemon that made it.
+func TestAReusedPidDoesNotKeepADeadDaemonsBuildsAlive(t *testing.T) {
+	live := exec.Command("/bin/sleep", "30")
+	if err := live.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { live.Process.Kill(); live.Wait() })
+	dead := exec.Command("/bin/true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	at := func(d time.Duration) {
+		when := time.Now().Add(d)
+		if err := os.Chtimes(dir, when, when); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cases := []struct {
+		name  string
+		pid   int
+		made  time.Duration // when the cgroup was made, from now
+		alive bool
+	}{
+		{"a daemon that runs and made its cgroup after it started is alive", live.Process.Pid, 0, true},
+		{"a process that started an hour after the cgroup was made is a reused pid", live.Process.Pid, -time.Hour, false},
+		{"a pid with no process is dead", dead.Process.Pid, 0, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			at(c.made)
+			if got := daemonAlive(c.pid, dir); got != c.alive {
+				t.Errorf("daemonAlive = %v, want %v", got, c.alive)
+			}
+		})
+	}
+}
