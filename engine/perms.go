@@ -6,8 +6,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"syscall"
+
+	"github.com/build-service/build-service/internal/strictdir"
 )
 
 // ErrUnsafePolicy: an operator policy file, its directory or an ancestor
@@ -15,68 +16,35 @@ import (
 // who could then decide every build on the host.
 var ErrUnsafePolicy = errors.New("policy could be changed by another user")
 
-// checkPolicyPerms applies sshd's StrictModes to an operator policy: the
-// directory, every ancestor up to / and every file loaded from it must be
-// owned by root or the daemon's user and not writable by group or others
-// (a root-owned sticky directory such as /tmp excepted, for ancestors).
+// checkPolicyPerms applies sshd's StrictModes to an operator policy: every
+// file loaded from it must be owned by root or the daemon's user and not
+// writable by group or others, and the directory and every ancestor up to /
+// must pass strictdir.Check (the rule the daemon holds its log, socket and
+// config directories to).
 func checkPolicyPerms(dir string, files []string) error {
-	euid := os.Geteuid()
-	check := func(p string, ancestor bool) error {
-		st, err := os.Stat(p)
-		if err != nil {
-			return fmt.Errorf("policy %s: %w", p, err)
-		}
-		sys, ok := st.Sys().(*syscall.Stat_t)
-		if !ok {
-			return fmt.Errorf("policy %s: no owner information", p)
-		}
-		owner := int(sys.Uid)
-		if owner != 0 && owner != euid {
-			return fmt.Errorf("%w: %s is owned by uid %d", ErrUnsafePolicy, p, owner)
-		}
-		mode := st.Mode()
-		if mode.Perm()&0o022 != 0 && !(ancestor && st.IsDir() && mode&fs.ModeSticky != 0 && owner == 0) {
-			return fmt.Errorf("%w: %s is writable by group or others (mode %v)", ErrUnsafePolicy, p, mode.Perm())
-		}
-		return nil
-	}
 	for _, f := range files {
-		if err := check(f, false); err != nil {
+		st, err := os.Stat(f)
+		if err != nil {
+			return fmt.Errorf("policy %s: %w", f, err)
+		}
+		if err := checkOwnerMode(f, st); err != nil {
 			return err
 		}
 	}
-	if err := check(dir, false); err != nil {
-		return err
-	}
-	return checkPolicyAncestors(filepath.Dir(dir))
+	return checkPolicyDir(dir)
 }
 
-// checkPolicyAncestors checks dir and every directory above it as the
-// ancestors of a policy directory: owned by root or the daemon's user, not
-// writable by group or others unless root-owned and sticky.
-func checkPolicyAncestors(dir string) error {
-	euid := os.Geteuid()
-	for p := dir; ; p = filepath.Dir(p) {
-		st, err := os.Stat(p)
-		if err != nil {
-			return fmt.Errorf("policy %s: %w", p, err)
+// checkPolicyDir is strictdir.Check with the engine's sentinel: dir (or, if
+// it does not exist yet, its deepest existing ancestor) and everything
+// above it are out of other users' reach, symlinks on the way included.
+func checkPolicyDir(dir string) error {
+	if err := strictdir.Check(dir); err != nil {
+		if errors.Is(err, strictdir.ErrUnsafe) {
+			return fmt.Errorf("%w: %w", ErrUnsafePolicy, err)
 		}
-		sys, ok := st.Sys().(*syscall.Stat_t)
-		if !ok {
-			return fmt.Errorf("policy %s: no owner information", p)
-		}
-		owner := int(sys.Uid)
-		if owner != 0 && owner != euid {
-			return fmt.Errorf("%w: %s is owned by uid %d", ErrUnsafePolicy, p, owner)
-		}
-		mode := st.Mode()
-		if mode.Perm()&0o022 != 0 && !(st.IsDir() && mode&fs.ModeSticky != 0 && owner == 0) {
-			return fmt.Errorf("%w: %s is writable by group or others (mode %v)", ErrUnsafePolicy, p, mode.Perm())
-		}
-		if p == "/" {
-			return nil
-		}
+		return fmt.Errorf("policy %s: %w", dir, err)
 	}
+	return nil
 }
 
 // checkOwnerMode is the rule for a policy file or a directory inside the

@@ -52,41 +52,21 @@ func ExportBundled(dir string) error {
 	if err != nil {
 		return fmt.Errorf("export policy to %s: %w", dir, err)
 	}
-	if err := checkExportPath(abs); err != nil {
-		return err
-	}
 	// What already exists of the path must be safe before anything is
-	// created under it.
-	existing := abs
-	for {
-		if _, err := os.Stat(existing); err == nil || existing == "/" {
-			break
-		}
-		existing = filepath.Dir(existing)
-	}
-	if existing != abs {
-		real, err := filepath.EvalSymlinks(existing)
-		if err != nil {
-			return fmt.Errorf("export policy: %w", err)
-		}
-		if err := checkPolicyAncestors(real); err != nil {
-			return fmt.Errorf("export policy to %s: %w (nothing written)", dir, err)
-		}
+	// created under it, and again once it exists: a symlink planted
+	// between the first check and the mkdir is caught then.
+	if err := checkPolicyDir(abs); err != nil {
+		return fmt.Errorf("export policy to %s: %w (nothing written)", dir, err)
 	}
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return fmt.Errorf("export policy: %w", err)
 	}
-	// Again, now that it exists: a symlink planted between the first
-	// check and the mkdir is caught here, and the directory is ours.
-	if err := checkExportPath(abs); err != nil {
-		return err
+	if err := checkPolicyDir(abs); err != nil {
+		return fmt.Errorf("export policy to %s: %w (nothing written)", dir, err)
 	}
 	real, err := filepath.EvalSymlinks(abs)
 	if err != nil {
 		return fmt.Errorf("export policy: %w", err)
-	}
-	if err := checkPolicyPerms(real, nil); err != nil {
-		return fmt.Errorf("export policy to %s: %w (nothing written)", dir, err)
 	}
 	root, err := os.OpenRoot(real)
 	if err != nil {
@@ -127,60 +107,6 @@ func ExportBundled(dir string) error {
 	return nil
 }
 
-// checkExportPath refuses an export path that reaches, at any existing
-// component or in any link's target, a symlink that someone other than
-// root or the daemon's user owns (one planted in /tmp, say): following it,
-// root would write where that user chose. A root-owned symlink
-// (/var/run -> /run) is the operator's, and its target is checked the same
-// way.
-func checkExportPath(abs string) error {
-	euid := os.Geteuid()
-	todo := strings.Split(abs, "/")
-	cur := "/"
-	links := 0
-	for len(todo) > 0 {
-		c := todo[0]
-		todo = todo[1:]
-		switch c {
-		case "", ".":
-			continue
-		case "..":
-			cur = filepath.Dir(cur)
-			continue
-		}
-		p := filepath.Join(cur, c)
-		st, err := os.Lstat(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil // created by MkdirAll under what was checked
-		}
-		if err != nil {
-			return fmt.Errorf("export policy: %w", err)
-		}
-		if st.Mode()&fs.ModeSymlink == 0 {
-			cur = p
-			continue
-		}
-		sys, ok := st.Sys().(*syscall.Stat_t)
-		if !ok {
-			return fmt.Errorf("export policy: %s: no owner information", p)
-		}
-		if owner := int(sys.Uid); owner != 0 && owner != euid {
-			return fmt.Errorf("export policy to %s: %w: %s is a symlink owned by uid %d (nothing written)", abs, ErrUnsafePolicy, p, owner)
-		}
-		if links++; links > 40 {
-			return fmt.Errorf("export policy to %s: %w", abs, syscall.ELOOP)
-		}
-		target, err := os.Readlink(p)
-		if err != nil {
-			return fmt.Errorf("export policy: %w", err)
-		}
-		if filepath.IsAbs(target) {
-			cur = "/"
-		}
-		todo = append(strings.Split(target, "/"), todo...)
-	}
-	return nil
-}
 
 // TestReport summarises a policy test run.
 type TestReport struct {
