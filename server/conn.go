@@ -586,6 +586,18 @@ func (s *Server) job(cfg *config.Config, req *protocol.Request, f engine.Facts, 
 	if d.TimeoutCapped {
 		notes = append(notes, fmt.Sprintf("timeout capped at %d s (build.timeouts.max_sec)", tsec))
 	}
+	// Say which of the request's variables the build does not get (names
+	// only): a user who set one expects it to matter.
+	var dropped []string
+	for k := range req.Env {
+		if _, ok := d.Env[k]; !ok {
+			dropped = append(dropped, k)
+		}
+	}
+	if len(dropped) > 0 {
+		sort.Strings(dropped)
+		notes = append(notes, fmt.Sprintf("not passed to the build (not in build.environment.allow): %s", strings.Join(dropped, ", ")))
+	}
 	grace := cfg.Build.Timeouts.KillGraceSec
 	if grace <= 0 {
 		grace = 5

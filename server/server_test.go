@@ -158,8 +158,13 @@ func TestAllowedJobTakesBinaryFromConfigArgvFromMapperAndIdentityFromDecision(t 
 	if *ex.Code != 0 || ex.DecisionID != "dec-j1" {
 		t.Errorf("exit = %+v", ex)
 	}
-	if len(evs) != 3 || !strings.Contains(evs[0].Data, "timeout capped at 100 s") {
+	if len(evs) != 4 || !strings.Contains(evs[0].Data, "timeout capped at 100 s") {
 		t.Errorf("want the cap notice first: %+v", evs)
+	}
+	// The stand-in policy passes PATH and SECRET only: the user is told
+	// CFLAGS did not reach the build, by name, never by value.
+	if len(evs) > 1 && (evs[1].Data != "build-service: not passed to the build (not in build.environment.allow): CFLAGS\n" || strings.Contains(evs[1].Data, "-O2")) {
+		t.Errorf("want the dropped-variable notice second: %+v", evs)
 	}
 	j := h.runner.jobs[0]
 	if j.Path != "/usr/bin/make" || j.Name != "make" || strings.Join(j.Args, " ") != "--canonical all" || j.Dir != "/tmp" {
