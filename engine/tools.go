@@ -107,7 +107,6 @@ func ExportBundled(dir string) error {
 	return nil
 }
 
-
 // TestReport summarises a policy test run.
 type TestReport struct {
 	Passed, Failed int
