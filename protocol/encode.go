@@ -179,14 +179,15 @@ func DecodeEvent(line []byte) (Event, error) {
 // ReadLine reads one '\n'-terminated line of at most limit bytes (the '\n'
 // included) from r, without buffering more than that. It returns io.EOF when
 // r ends before any byte, io.ErrUnexpectedEOF when it ends inside a line,
-// and an error wrapping ErrTooLong when the line is longer than limit (the
-// rest of that line is left unread). The returned slice is a fresh copy.
+// and a *LineTooLongError (wrapping ErrTooLong) when the line is longer
+// than limit; what of that line is unread stays unread. The returned slice
+// is a fresh copy.
 func ReadLine(r *bufio.Reader, limit int) ([]byte, error) {
 	var line []byte
 	for {
 		chunk, err := r.ReadSlice('\n')
 		if len(line)+len(chunk) > limit {
-			return nil, fmt.Errorf("read line: longer than %d bytes: %w", limit, ErrTooLong)
+			return nil, &LineTooLongError{Limit: limit, Consumed: err == nil}
 		}
 		line = append(line, chunk...)
 		switch {
@@ -203,3 +204,17 @@ func ReadLine(r *bufio.Reader, limit int) ([]byte, error) {
 		}
 	}
 }
+
+// LineTooLongError is ReadLine's error for a line over its limit. Consumed
+// says whether the line's '\n' was already read, so a reader that goes on
+// after the bad line knows whether to skip the rest of it first.
+type LineTooLongError struct {
+	Limit    int
+	Consumed bool
+}
+
+func (e *LineTooLongError) Error() string {
+	return fmt.Sprintf("read line: longer than %d bytes", e.Limit)
+}
+
+func (e *LineTooLongError) Unwrap() error { return ErrTooLong }

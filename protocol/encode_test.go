@@ -125,6 +125,22 @@ func TestReadLine(t *testing.T) {
 			t.Fatalf("buffered %d bytes", r.Buffered())
 		}
 	})
+	t.Run("says whether an over-long line's newline was already read", func(t *testing.T) {
+		for _, c := range []struct {
+			input    string
+			consumed bool
+		}{
+			{strings.Repeat("a", 2000) + "\nnext\n", true},   // fits one read: the newline came with it
+			{strings.Repeat("a", 1<<20) + "\nnext\n", false}, // the rest is still unread
+		} {
+			r := bufio.NewReaderSize(strings.NewReader(c.input), 4096)
+			_, err := ReadLine(r, MaxControlBytes)
+			var tl *LineTooLongError
+			if !errors.As(err, &tl) || tl.Consumed != c.consumed {
+				t.Errorf("%d bytes: got %v (%+v), want Consumed=%v", len(c.input), err, tl, c.consumed)
+			}
+		}
+	})
 	t.Run("a line of exactly the limit is fine", func(t *testing.T) {
 		r := bufio.NewReader(strings.NewReader(strings.Repeat("a", 1023) + "\n"))
 		if _, err := ReadLine(r, MaxControlBytes); err != nil {

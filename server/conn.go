@@ -105,42 +105,21 @@ func oneLine(s string) string {
 	}, s)
 }
 
-var (
-	errTooLong   = fmt.Errorf("request line longer than %d bytes", protocol.MaxRequestBytes)
-	errNoNewline = errors.New("request not terminated by a newline before the connection was closed")
-	errEmpty     = errors.New("empty request: the connection closed before any request line")
-	// errTooLongConsumed is errTooLong when the whole line, newline
-	// included, has already been read.
-	errTooLongConsumed = fmt.Errorf("%w", errTooLong)
-)
-
-// readLine reads one '\n'-terminated line of at most limit bytes
-// (newline included) without ever buffering more than limit+bufsize.
-func readLine(r *bufio.Reader, limit int) ([]byte, error) {
-	var line []byte
-	for {
-		chunk, err := r.ReadSlice('\n')
-		if len(line)+len(chunk) > limit {
-			if err == nil {
-				// The newline came with the chunk: the line is consumed.
-				return nil, errTooLongConsumed
-			}
-			return nil, errTooLong
-		}
-		line = append(line, chunk...)
-		switch {
-		case err == nil:
-			return line, nil
-		case errors.Is(err, bufio.ErrBufferFull):
-			continue
-		case errors.Is(err, io.EOF) && len(line) == 0:
-			return nil, errEmpty
-		case errors.Is(err, io.EOF):
-			return nil, errNoNewline
-		default:
-			return nil, err
-		}
+// readRequestLine reads the request line with protocol.ReadLine and words
+// its failures for the user.
+func readRequestLine(r *bufio.Reader) ([]byte, error) {
+	line, err := protocol.ReadLine(r, protocol.MaxRequestBytes)
+	switch {
+	case err == nil:
+		return line, nil
+	case errors.Is(err, protocol.ErrTooLong):
+		return nil, fmt.Errorf("request line longer than %d bytes", protocol.MaxRequestBytes)
+	case errors.Is(err, io.EOF):
+		return nil, errors.New("empty request: the connection closed before any request line")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return nil, errors.New("request not terminated by a newline before the connection was closed")
 	}
+	return nil, err
 }
 
 func (s *Server) handle(c *net.UnixConn) {
@@ -189,7 +168,7 @@ func (s *Server) handle(c *net.UnixConn) {
 	}
 
 	r := bufio.NewReaderSize(c, 4096)
-	line, err := readLine(r, protocol.MaxRequestBytes)
+	line, err := readRequestLine(r)
 	cs.mu.Lock()
 	cs.reading = false
 	stopped := cs.stopped
@@ -448,9 +427,9 @@ const maxSignals = 16
 func (s *Server) readControl(r *bufio.Reader, signals chan<- syscall.Signal, log zerolog.Logger) (clientGone bool) {
 	logged, forwarded := 0, 0
 	for {
-		line, err := readLine(r, protocol.MaxControlBytes)
-		if errors.Is(err, errTooLong) {
-			if err != errTooLongConsumed {
+		line, err := protocol.ReadLine(r, protocol.MaxControlBytes)
+		if tooLong := (*protocol.LineTooLongError)(nil); errors.As(err, &tooLong) {
+			if !tooLong.Consumed {
 				// Skip the rest of the oversized line in bounded memory.
 				for {
 					_, err = r.ReadSlice('\n')
