@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -142,41 +141,13 @@ func (r *fakeRunner) Run(ctx context.Context, job executor.Job, emit func(protoc
 	return executor.Result{Code: 0, Duration: time.Millisecond}
 }
 
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) countLines(substr string) int {
-	n := 0
-	for _, l := range strings.Split(s.String(), "\n") {
-		if strings.Contains(l, substr) {
-			n++
-		}
-	}
-	return n
-}
-
 type harness struct {
 	t      *testing.T
 	alice  testenv.User
 	bob    testenv.User
 	sock   string
 	srv    *server.Server
-	log    *syncBuffer
+	log    *testenv.LogBuffer
 	runner *fakeRunner
 	eng    *fakeEngine
 	cancel context.CancelFunc
@@ -217,7 +188,7 @@ func start(t *testing.T, mutate func(*config.Config), reload server.Loader) *har
 		mutate(cfg)
 	}
 	alice, bob := testenv.EnsureUsers(t)
-	h := &harness{alice: alice, bob: bob, t: t, sock: cfg.Service.SocketPath, log: &syncBuffer{}, runner: &fakeRunner{}, eng: &fakeEngine{rev: "rev-1"}}
+	h := &harness{alice: alice, bob: bob, t: t, sock: cfg.Service.SocketPath, log: &testenv.LogBuffer{}, runner: &fakeRunner{}, eng: &fakeEngine{rev: "rev-1"}}
 	logger, _, err := server.NewLogger(config.Logging{Console: true, Level: "debug"}, h.log)
 	if err != nil {
 		t.Fatal(err)

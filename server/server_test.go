@@ -80,7 +80,7 @@ func TestBadInputGetsOneErrorLineAndExit125AndTheDaemonCarriesOn(t *testing.T) {
 	h := start(t, nil, nil)
 	for _, tc := range badInputs() {
 		t.Run(tc.name, func(t *testing.T) {
-			before := h.log.countLines("request refused")
+			before := h.log.CountLines("request refused")
 			c := h.dial()
 			if tc.close {
 				c.Write(tc.raw)
@@ -89,7 +89,7 @@ func TestBadInputGetsOneErrorLineAndExit125AndTheDaemonCarriesOn(t *testing.T) {
 				send(c, tc.raw)
 			}
 			checkRefusal(t, readEvents(t, c), protocol.ExitUnavailable, tc.expect)
-			if n := h.log.countLines("request refused") - before; n != 1 {
+			if n := h.log.CountLines("request refused") - before; n != 1 {
 				t.Errorf("%d log lines for the refusal, want 1\n%s", n, h.log)
 			}
 			h.honest("after-" + strings.ReplaceAll(tc.name, " ", "-"))
@@ -145,7 +145,7 @@ func TestDenialSendsReasonsAndExit126AndRunsNothing(t *testing.T) {
 	if len(h.runner.jobs) != 0 {
 		t.Errorf("a denied request ran: %+v", h.runner.jobs)
 	}
-	if h.log.countLines("request denied") != 1 {
+	if h.log.CountLines("request denied") != 1 {
 		t.Errorf("want one denial log line:\n%s", h.log)
 	}
 }
@@ -182,7 +182,7 @@ func TestAllowedJobTakesBinaryFromConfigArgvFromMapperAndIdentityFromDecision(t 
 	if strings.Contains(h.log.String(), "hunter2") {
 		t.Errorf("an env value reached the log:\n%s", h.log)
 	}
-	if h.log.countLines("build started") != 1 || h.log.countLines("build finished") != 1 {
+	if h.log.CountLines("build started") != 1 || h.log.CountLines("build finished") != 1 {
 		t.Errorf("want one start and one end line:\n%s", h.log)
 	}
 }
@@ -268,7 +268,7 @@ func TestControlLinesForwardSignalsAndEOFCancels(t *testing.T) {
 		<-h.runner.started
 		c.Close()
 		deadline := time.Now().Add(15 * time.Second)
-		for h.log.countLines("cancelled=true") == 0 {
+		for h.log.CountLines("cancelled=true") == 0 {
 			if time.Now().After(deadline) {
 				t.Fatalf("no cancelled build in the log:\n%s", h.log)
 			}
@@ -299,10 +299,10 @@ func TestSignalFloodIsBounded(t *testing.T) {
 			for range tc.writes {
 				c.Write([]byte(strings.Repeat(`{"type":"signal","signal":"`+tc.sig+`"}`+"\n", tc.perWrite)))
 			}
-			waitUntil(t, "the flood read", func() bool { return h.log.countLines("further signal lines ignored") == 1 })
+			waitUntil(t, "the flood read", func() bool { return h.log.CountLines("further signal lines ignored") == 1 })
 			c.Close()
-			waitUntil(t, "the build cancelled", func() bool { return h.log.countLines("cancelled=true") == 1 })
-			if n := h.log.countLines("forwarding signal to build"); n > 16 {
+			waitUntil(t, "the build cancelled", func() bool { return h.log.CountLines("cancelled=true") == 1 })
+			if n := h.log.CountLines("forwarding signal to build"); n > 16 {
 				t.Errorf("%d signal log lines for one connection, want at most 16", n)
 			}
 			h.runner.mu.Lock()
@@ -338,7 +338,7 @@ func TestRefusalFloodIsBoundedPerUID(t *testing.T) {
 					t.Fatalf("refusal %d: got %+v, want a message and exit %d", i, evs, protocol.ExitUnavailable)
 				}
 			}
-			if n := h.log.countLines(tc.logged); n != server.RefusalLogBurst {
+			if n := h.log.CountLines(tc.logged); n != server.RefusalLogBurst {
 				t.Errorf("%d %q lines for 500 refusals of one uid, want %d", n, tc.logged, server.RefusalLogBurst)
 			}
 		})
@@ -413,7 +413,7 @@ func TestConnectionCapsRefuseWithOneLogLineEach(t *testing.T) {
 					t.Errorf("bob was refused while only alice was over her cap: %+v", ex)
 				}
 			}
-			if n := h.log.countLines("connection refused"); n != 5 {
+			if n := h.log.CountLines("connection refused"); n != 5 {
 				t.Errorf("%d refusal log lines, want one per refused connection (5)", n)
 			}
 			for _, c := range idle {

@@ -95,7 +95,7 @@ func TestDaemonRefusesEveryKindOfGarbageAndCarriesOn(t *testing.T) {
 	d := e.startDaemon(nil)
 	for _, g := range garbage() {
 		t.Run(g.name, func(t *testing.T) {
-			before := d.log.count("request refused")
+			before := d.log.Count("request refused")
 			c := dialAs(t, e.bob, e.sock)
 			if g.close {
 				c.Write(g.raw)
@@ -111,7 +111,7 @@ func TestDaemonRefusesEveryKindOfGarbageAndCarriesOn(t *testing.T) {
 				evs[1].Type != protocol.EventExit || *evs[1].Code != protocol.ExitUnavailable {
 				t.Errorf("want one error line and exit 125, got %+v", evs)
 			}
-			waitFor(t, "the refusal's log line", func() bool { return d.log.count("request refused") == before+1 })
+			waitFor(t, "the refusal's log line", func() bool { return d.log.Count("request refused") == before+1 })
 		})
 	}
 	t.Run("a client that connects and sends nothing hits the deadline", func(t *testing.T) {
@@ -166,7 +166,7 @@ func TestSIGTERMWithBuildsInFlightGivesEveryClientAnExitAndLeavesNothing(t *test
 			results <- res{evs, err}
 		}()
 	}
-	waitFor(t, "three builds running", func() bool { return d.log.count("build started") == 3 && len(sleepers()) >= 3 })
+	waitFor(t, "three builds running", func() bool { return d.log.Count("build started") == 3 && len(sleepers()) >= 3 })
 	began := time.Now()
 	if err := d.stop(); err != nil {
 		t.Errorf("daemon exit after SIGTERM: %v", err)
@@ -276,7 +276,7 @@ func TestSIGHUPWithABrokenConfigOrPolicyKeepsTheOldOneAndAGoodOneReplacesIt(t *t
 	goodCfg, _ := os.ReadFile(e.cfgPath)
 	os.WriteFile(e.cfgPath, append(append([]byte{}, goodCfg...), []byte("\n[build.timeouts]\nmax_secs = 1\n")...), 0o644)
 	d.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, "the config reload failure in the log", func() bool { return d.log.count("reload failed") == 1 })
+	waitFor(t, "the config reload failure in the log", func() bool { return d.log.Count("reload failed") == 1 })
 	if r := e.cli(e.alice, e.proj(e.alice), "make", "all"); r.code != 0 {
 		t.Errorf("the old config should still answer: %+v", r)
 	}
@@ -289,7 +289,7 @@ func TestSIGHUPWithABrokenConfigOrPolicyKeepsTheOldOneAndAGoodOneReplacesIt(t *t
 	d.cmd.Process.Signal(syscall.SIGHUP)
 	d.waitState("RELOADING=1")
 	d.waitState("READY=1")
-	waitFor(t, "the policy reload failure in the log", func() bool { return d.log.count("reload failed") == 2 })
+	waitFor(t, "the policy reload failure in the log", func() bool { return d.log.Count("reload failed") == 2 })
 	if !strings.Contains(d.log.String(), "command.rego") {
 		t.Errorf("the reload error does not name the file")
 	}
@@ -305,9 +305,9 @@ func TestSIGHUPWithABrokenConfigOrPolicyKeepsTheOldOneAndAGoodOneReplacesIt(t *t
 	// A build in flight across the reload is not touched.
 	inflight := dialAs(t, e.bob, e.sock)
 	req, _ := protocol.EncodeRequest(&protocol.Request{SchemaVersion: "1", Command: "make", Args: []string{"wait"}, Cwd: e.proj(e.bob)})
-	before := d.log.count("build started")
+	before := d.log.Count("build started")
 	inflight.Write(req)
-	waitFor(t, "the in-flight build", func() bool { return d.log.count("build started") == before+1 })
+	waitFor(t, "the in-flight build", func() bool { return d.log.Count("build started") == before+1 })
 	os.WriteFile(cmdRego, []byte(fixed), 0o644)
 	d.cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, "the reload in the log", func() bool { return strings.Contains(d.log.String(), "reloaded config and policy") })
@@ -484,7 +484,7 @@ func TestDoctorTimeoutCapAndDecisionIDTracing(t *testing.T) {
 			rep.Mapping.Cwd.Resolved != e.proj(e.alice) || !rep.Mapping.Cwd.Inside || !rep.Allowed {
 			t.Errorf("doctor report: %+v", rep)
 		}
-		if d.log.count("build started") != 0 {
+		if d.log.Count("build started") != 0 {
 			t.Errorf("a doctor request started a build")
 		}
 	})
@@ -506,7 +506,7 @@ func TestDoctorTimeoutCapAndDecisionIDTracing(t *testing.T) {
 		if id == "" {
 			t.Fatalf("no decision_id in %+v", evs)
 		}
-		waitFor(t, "the end line", func() bool { return d.log.count("decision_id="+id) == 2 })
+		waitFor(t, "the end line", func() bool { return d.log.Count("decision_id="+id) == 2 })
 		for _, l := range strings.Split(d.log.String(), "\n") {
 			if strings.Contains(l, "decision_id="+id) && !strings.Contains(l, "request_id=trace-me") {
 				t.Errorf("line with the decision id lacks the request id: %s", l)

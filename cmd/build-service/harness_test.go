@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -79,28 +78,6 @@ func credOf(u testenv.User) *syscall.Credential {
 func dialAs(t testing.TB, u testenv.User, path string) *net.UnixConn {
 	t.Helper()
 	return testenv.DialAs(t, dialerBin, u, path)
-}
-
-// syncBuffer collects the daemon's log.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) count(substr string) int {
-	return strings.Count(s.String(), substr)
 }
 
 // waitFor polls cond for up to 20 s.
@@ -190,7 +167,7 @@ level = "info"
 type daemon struct {
 	t     *testing.T
 	cmd   *exec.Cmd
-	log   *syncBuffer
+	log   *testenv.LogBuffer
 	done  chan struct{}
 	err   error
 	state chan string // sd_notify messages
@@ -213,7 +190,7 @@ func (e *env) startDaemonWith(edit func(string) string, service string) *daemon 
 
 func (e *env) launch(cmdMod func(*exec.Cmd)) *daemon {
 	e.t.Helper()
-	d := &daemon{t: e.t, log: &syncBuffer{}, done: make(chan struct{}), state: make(chan string, 64)}
+	d := &daemon{t: e.t, log: &testenv.LogBuffer{}, done: make(chan struct{}), state: make(chan string, 64)}
 	nsock := filepath.Join(e.dir, fmt.Sprintf("notify-%d.sock", time.Now().UnixNano()))
 	nconn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: nsock, Net: "unixgram"})
 	if err != nil {
@@ -387,11 +364,11 @@ func statOf(pid int) procStat {
 // stats line) and returns it.
 func (d *daemon) goroutines() int {
 	d.t.Helper()
-	before := d.log.count("msg=stats") + d.log.count(" stats ")
+	before := d.log.Count("msg=stats") + d.log.Count(" stats ")
 	d.cmd.Process.Signal(syscall.SIGUSR1)
 	var n int
 	waitFor(d.t, "stats line", func() bool {
-		return d.log.count("msg=stats")+d.log.count(" stats ") > before
+		return d.log.Count("msg=stats")+d.log.Count(" stats ") > before
 	})
 	lines := strings.Split(d.log.String(), "\n")
 	for i := len(lines) - 1; i >= 0; i-- {

@@ -50,7 +50,7 @@ max_builds_total = 60
 	idle := statOf(d.pid())
 	idleG := d.goroutines()
 	t.Logf("idle: %d fds, %d goroutines, %d children, RSS %d KiB", idle.fds, idleG, idle.children, idle.rssKiB)
-	refusedBefore := d.log.count("request refused")
+	refusedBefore := d.log.Count("request refused")
 
 	var maxRSS atomic.Int64
 	stopSampling := make(chan struct{})
@@ -174,13 +174,13 @@ max_builds_total = 60
 	if maxRSS.Load() > int64(idle.rssKiB+16*1024) {
 		t.Errorf("RSS peaked at %d KiB, over idle %d KiB + 16 MiB", maxRSS.Load(), idle.rssKiB)
 	}
-	if n := d.log.count("request refused") - refusedBefore; n != 70 {
+	if n := d.log.Count("request refused") - refusedBefore; n != 70 {
 		t.Errorf("%d 'request refused' log lines, want one per refused connection (70)", n)
 	}
-	if n := d.log.count("client_gone=true"); n != 10 {
+	if n := d.log.Count("client_gone=true"); n != 10 {
 		t.Errorf("%d builds logged as client_gone, want 10", n)
 	}
-	if n := d.log.count("cancelled=true"); n < 10 {
+	if n := d.log.Count("cancelled=true"); n < 10 {
 		t.Errorf("%d builds logged as cancelled, want 10", n)
 	}
 }
